@@ -1,0 +1,269 @@
+"""`agora.yml`: one file describes a community; validated before anything runs.
+
+Errors name the bad key (``sources.2.base_url: ...``) so a person can fix the file
+without reading a traceback. Secrets are never in this file: only the *names* of
+the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG = "agora.yml"
+
+PLATFORMS = (
+    "discourse",
+    "github",
+    "mediawiki",
+    "stackexchange",
+    "x",
+    "mastodon",
+    "survey",
+    "feedback_log",
+    "learnings",
+    "team_activity",
+)
+TEAM_PLATFORMS = ("survey", "feedback_log", "learnings", "team_activity")
+
+
+class ConfigError(ValueError):
+    """A config problem a person can fix; the message is one line naming the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StaffAccount(_Strict):
+    platform: str = Field(description="Platform the account belongs to (github, discourse, ...).")
+    account: str = Field(description="The platform's stable account id (not the handle).")
+
+
+class Privacy(_Strict):
+    k_min: int = Field(5, ge=2, description="Smallest group any published number may describe.")
+    retention_days: int = Field(395, ge=1, description="Landing data older than this is purged.")
+    pseudonym_key_env: str = Field(
+        "AGORA_PSEUDONYM_KEY", description="Environment variable holding the HMAC pseudonym key."
+    )
+    staff: list[StaffAccount] = Field(
+        default_factory=list, description="Team accounts, excluded from community KPIs."
+    )
+    bots: list[StaffAccount] = Field(
+        default_factory=list, description="Accounts to treat as bots besides the platform's flag."
+    )
+    requests: Path | None = Field(
+        None, description="CSV of opt-out/erasure requests: platform, account, kind, requested_at."
+    )
+
+
+class Paths(_Strict):
+    landing: str = "data/landing"
+    state: str = "data/state"
+    quarantine: str = "data/quarantine"
+    warehouse: str = "data/warehouse"
+
+
+class TagRule(_Strict):
+    tag: str = Field(description="Tag added to a record whose public text matches any keyword.")
+    keywords: list[str] = Field(min_length=1, description="Case-insensitive substrings.")
+
+
+class _Source(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Unique source name.")
+    tags: list[TagRule] = Field(default_factory=list, description="Keyword rules computed at the edge.")
+
+
+class _HttpSource(_Source):
+    base_url: HttpUrl = Field(description="API root; point it at a replay server or a self-hosted instance.")
+    token_env: str | None = Field(None, description="Environment variable holding an API token, if any.")
+    timeout_seconds: float = Field(30, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    page_size: int = Field(50, ge=1, le=1000)
+
+
+class DiscourseSource(_HttpSource):
+    type: Literal["discourse"]
+    categories: list[str] = Field(default_factory=list, description="Category slugs to read; empty = all public.")
+
+
+class GithubSource(_HttpSource):
+    type: Literal["github"]
+    base_url: HttpUrl = HttpUrl("https://api.github.com")
+    repos: list[str] = Field(min_length=1, description="owner/name of each public repository.")
+
+
+class MediawikiSource(_Source):
+    type: Literal["mediawiki"]
+    api_url: HttpUrl = Field(description="The wiki's api.php URL.")
+    pageviews_url: HttpUrl | None = Field(None, description="Pageviews REST endpoint root.")
+    project: str | None = Field(None, description="Pageviews project, e.g. meta.wikimedia.org.")
+    pages: list[str] = Field(default_factory=list, description="Talk pages whose revisions are read.")
+    support_pages: list[str] = Field(default_factory=list, description="Pages whose daily views are read.")
+    token_env: str | None = None
+    timeout_seconds: float = Field(30, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    page_size: int = Field(50, ge=1, le=500)
+
+
+class StackExchangeSource(_HttpSource):
+    type: Literal["stackexchange"]
+    base_url: HttpUrl = HttpUrl("https://api.stackexchange.com/2.3")
+    site: str
+    tagged: list[str] = Field(min_length=1)
+    key_env: str | None = Field(None, description="Environment variable holding an app key (raises quota).")
+
+
+class XSource(_Source):
+    type: Literal["x"]
+    query: str
+    base_url: HttpUrl | None = Field(None, description="Override the X API host (replay server).")
+    bearer_token_env: str = "X_BEARER_TOKEN"
+    page_size: int = Field(100, ge=10, le=100)
+
+
+class MastodonSource(_HttpSource):
+    type: Literal["mastodon"]
+    hashtag: str
+
+
+class _FileSource(_Source):
+    path: Path = Field(description="File kept by the team, relative to the config file.")
+
+
+class SurveySource(_FileSource):
+    type: Literal["survey"]
+
+
+class FeedbackSource(_FileSource):
+    type: Literal["feedback_log"]
+
+
+class LearningsSource(_FileSource):
+    type: Literal["learnings"]
+
+
+class TeamActivitySource(_FileSource):
+    type: Literal["team_activity"]
+
+
+Source = Annotated[
+    Union[
+        DiscourseSource,
+        GithubSource,
+        MediawikiSource,
+        StackExchangeSource,
+        XSource,
+        MastodonSource,
+        SurveySource,
+        FeedbackSource,
+        LearningsSource,
+        TeamActivitySource,
+    ],
+    Field(discriminator="type"),
+]
+
+
+class Kpis(_Strict):
+    targets: dict[str, float] = Field(default_factory=dict, description="KPI name -> target value.")
+
+
+class AgoraConfig(_Strict):
+    community: str
+    privacy: Privacy = Privacy()
+    paths: Paths = Paths()
+    sources: list[Source] = Field(min_length=1)
+    kpis: Kpis = Kpis()
+    # Directory of the config file; relative paths in it are resolved against it.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list) -> list:
+        seen: set[str] = set()
+        for s in sources:
+            if s.name in seen:
+                raise ValueError(f"duplicate source name {s.name!r}")
+            seen.add(s.name)
+        return sources
+
+    @model_validator(mode="after")
+    def _staff_platforms_known(self) -> "AgoraConfig":
+        for who in (*self.privacy.staff, *self.privacy.bots):
+            if who.platform not in PLATFORMS:
+                raise ValueError(f"privacy: unknown platform {who.platform!r}")
+        return self
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"sources: no source named {name!r} (have: {', '.join(s.name for s in self.sources)})")
+
+    def path(self, kind: str) -> str:
+        """A configured data path, resolved against the config file unless it is a URL."""
+        raw = getattr(self.paths, kind)
+        if "://" in raw or os.path.isabs(raw):
+            return raw
+        return str((self.root / raw).resolve())
+
+    def resolve(self, p: Path | str) -> Path:
+        p = Path(p)
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def pseudonym_key(self) -> str:
+        key = os.environ.get(self.privacy.pseudonym_key_env, "")
+        if len(key) < 16:
+            raise ConfigError(
+                f"privacy.pseudonym_key_env: environment variable {self.privacy.pseudonym_key_env} "
+                "is unset or shorter than 16 characters"
+            )
+        return key
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "tagged-union")))
+    # Discriminated unions put the type name in the path (sources.0.discourse.base_url): drop it.
+    parts = [p for p in loc.split(".") if p not in PLATFORMS]
+    loc = ".".join(parts) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "union_tag_invalid":
+        msg = f"unknown source type {first.get('input', {}).get('type')!r} (known: {', '.join(PLATFORMS)})"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{loc}: {msg}{more}"
+
+
+def load_config(path: str | Path | None = None) -> AgoraConfig:
+    """Read and validate a config file; raise ConfigError with a one-line message."""
+    path = Path(path or os.environ.get("AGORA_CONFIG", DEFAULT_CONFIG))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    if "root" in raw:
+        raise ConfigError("root: unknown key")
+    try:
+        return AgoraConfig(**raw, root=path.resolve().parent)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e)) from None

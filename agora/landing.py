@@ -1,0 +1,134 @@
+"""Landing zone, quarantine and connector state on any fsspec filesystem.
+
+Layout: ``<landing>/<source>/dt=YYYY-MM-DD/<run_id>.parquet`` partitioned by the day a
+record occurred. Every write goes to a temporary name first and is renamed into place,
+so a reader never sees half a file. A run's file name depends only on its interval, so
+rerunning the interval replaces its files instead of adding rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import uuid
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agora.envelope import ENVELOPE_SCHEMA, TEAM_SCHEMA
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        ("reason", pa.string()),
+        ("record_id", pa.string()),
+        ("payload_keys", pa.list_(pa.string())),
+        ("payload_sha256", pa.string()),
+        ("quarantined_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(url)
+
+
+def _atomic_write_table(table: pa.Table, url: str) -> None:
+    fs, path = _fs(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+    with fs.open(tmp, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+    fs.mv(tmp, path)
+
+
+def write_landing(
+    rows: list[dict[str, Any]], landing_root: str, source: str, run_id: str, team: bool = False
+) -> list[str]:
+    """Write rows into per-day partitions; remove this run's files from partitions it no longer fills.
+
+    Returns the written file URLs.
+    """
+    schema = TEAM_SCHEMA if team else ENVELOPE_SCHEMA
+    by_day: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_day[r["occurred_at"].astimezone(timezone.utc).strftime("%Y-%m-%d")].append(r)
+    base = posixpath.join(landing_root, source)
+    written = []
+    for day in sorted(by_day):
+        url = posixpath.join(base, f"dt={day}", f"{run_id}.parquet")
+        table = pa.Table.from_pylist(by_day[day], schema=schema)
+        _atomic_write_table(table.sort_by([("occurred_at", "ascending"), ("record_id", "ascending")]), url)
+        written.append(url)
+    _remove_stale(base, run_id, {posixpath.join(base, f"dt={d}") for d in by_day})
+    return written
+
+
+def _remove_stale(base: str, run_id: str, keep_dirs: set[str]) -> None:
+    """A rerun that now yields nothing for a day must not leave the old file behind."""
+    fs, path = _fs(base)
+    keep = {_fs(d)[1] for d in keep_dirs}
+    for old in fs.glob(posixpath.join(path, "dt=*", f"{run_id}.parquet")):
+        if posixpath.dirname(old) not in keep:
+            fs.rm(old)
+
+
+def landing_files(landing_root: str, source: str | None = None) -> list[str]:
+    fs, path = _fs(landing_root)
+    pattern = posixpath.join(path, source or "*", "dt=*", "*.parquet")
+    return sorted(fs.glob(pattern))
+
+
+def write_quarantine(
+    rejects: Iterable[tuple[str, str | None, Any]], quarantine_root: str, source: str, run_id: str, day: str
+) -> str | None:
+    """Store why each item was rejected, with its shape and a hash but never its content.
+
+    `rejects` yields (reason, record_id, payload). Platform payloads hold personal data,
+    so only the key names and a SHA-256 of the serialised payload are kept: enough to
+    find the item again at the source, nothing to identify anyone.
+    """
+    now = datetime.now(timezone.utc)
+    rows = []
+    for reason, record_id, payload in rejects:
+        blob = json.dumps(payload, sort_keys=True, default=str).encode() if payload is not None else b""
+        rows.append(
+            {
+                "source": source,
+                "run_id": run_id,
+                "reason": reason,
+                "record_id": record_id,
+                "payload_keys": sorted(payload) if isinstance(payload, dict) else None,
+                "payload_sha256": hashlib.sha256(blob).hexdigest() if blob else None,
+                "quarantined_at": now,
+            }
+        )
+    if not rows:
+        return None
+    url = posixpath.join(quarantine_root, source, f"dt={day}", f"{run_id}.parquet")
+    _atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), url)
+    return url
+
+
+def read_state(state_root: str, source: str) -> dict[str, Any]:
+    fs, path = _fs(posixpath.join(state_root, f"{source}.json"))
+    if not fs.exists(path):
+        return {}
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
+def write_state(state_root: str, source: str, state: dict[str, Any]) -> None:
+    """Called only after the landing files are in place, so the cursor never passes unwritten data."""
+    fs, path = _fs(posixpath.join(state_root, f"{source}.json"))
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with fs.open(tmp, "w") as f:
+        json.dump(state, f, indent=2, sort_keys=True)
+    fs.mv(tmp, path)

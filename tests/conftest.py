@@ -1,0 +1,38 @@
+"""Shared fixtures. Area-specific fixtures live next to their tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+TEST_KEY = "test-pseudonym-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _pseudonym_key(monkeypatch):
+    """Every test runs with a known key; real keys come from the environment only."""
+    monkeypatch.setenv("AGORA_PSEUDONYM_KEY", TEST_KEY)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """A clean directory holding a community's config and data/."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_config(directory: Path, sources: list[dict], **extra) -> Path:
+    """Write an agora.yml into `directory` and return its path."""
+    import yaml
+
+    cfg = {"community": "Test community", "sources": sources, **extra}
+    path = directory / "agora.yml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
