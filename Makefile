@@ -1,0 +1,38 @@
+# Agora — the two commands: `make run` (demo pipeline) and `make test` (whole suite).
+# Everything installs itself: uv into .tools/, the locked venv into .venv/.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+
+.PHONY: run test setup manifest lint dashboards bench clean
+
+run: setup ## Run the whole pipeline through Airflow on the offline demo community
+	$(VENV)/bin/agora demo
+
+test: setup ## Run the whole test suite
+	$(VENV)/bin/pytest
+
+setup: $(VENV)/.synced manifest
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --quiet
+	touch $@
+
+manifest: $(VENV)/.synced ## dbt manifest, which the transform DAG (Cosmos) reads at parse time
+	$(VENV)/bin/python -m agora.warehouse parse
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean: ## Remove generated data (keeps the venvs)
+	rm -rf data .local/airflow dbt_project/target

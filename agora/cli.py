@@ -1,0 +1,265 @@
+"""`agora`: the command line. Every command calls the same functions the DAGs call.
+
+Exit codes: 0 ok, 1 the step failed (contract, build, network), 2 the input is wrong
+(config, arguments) — and then nothing was written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agora.config import TEAM_PLATFORMS, ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="agora.yml (default: $AGORA_CONFIG or ./agora.yml)")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, markup=False)],
+    )
+    for noisy in ("great_expectations", "urllib3", "filelock", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _config(path: Optional[Path]):
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        err.print(f"[bold red]config error:[/] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _fail(step: str, e: Exception) -> typer.Exit:
+    err.print(f"[bold red]{step} failed:[/] {e}", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def extract(
+    source: str = typer.Option(..., "--source", "-s", help="Configured source name."),
+    since: Optional[str] = typer.Option(None, help="ISO start (UTC); default: the saved cursor."),
+    until: Optional[str] = typer.Option(None, help="ISO end (UTC, exclusive); default: now."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Pull one source into the landing zone (public records only, pseudonymised)."""
+    from agora.extract import run_extract, utc
+
+    cfg = _config(config)
+    try:
+        if cfg.source(source).type not in TEAM_PLATFORMS:
+            cfg.pseudonym_key()  # fail before writing anything
+        since_dt, until_dt = utc(since), utc(until)
+    except (ConfigError, ValueError) as e:
+        err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    t0 = time.perf_counter()
+    try:
+        with console.status(f"extracting {source} …"):
+            s = run_extract(cfg, source, since_dt, until_dt)
+    except Exception as e:  # noqa: BLE001 - report any failure as one readable line
+        raise _fail(f"extract {source}", e)
+    table = Table(title=f"{source} ({s.platform}) {s.run_id}", show_header=False)
+    table.add_row("landed", f"{s.landed} records in {len(s.files)} files")
+    for rtype, n in sorted(s.by_type.items()):
+        table.add_row(f"  {rtype}", str(n))
+    table.add_row("quarantined", str(s.quarantined))
+    table.add_row("dropped", ", ".join(f"{k}: {v}" for k, v in sorted(s.dropped.items())) or "nothing")
+    table.add_row("took", f"{time.perf_counter() - t0:.1f} s")
+    console.print(table)
+
+
+@app.command()
+def validate(
+    what: str = typer.Argument("landing", help="landing or marts"),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Run the Great Expectations contract on the landing zone or the marts."""
+    from agora import pipeline
+
+    cfg = _config(config)
+    if what not in ("landing", "marts"):
+        err.print("error: validate takes 'landing' or 'marts'")
+        raise typer.Exit(2)
+    try:
+        res = pipeline.validate_landing(cfg) if what == "landing" else pipeline.validate_marts(cfg)
+    except Exception as e:  # noqa: BLE001
+        raise _fail(f"{what} contract", e)
+    console.print(f"[green]{what} contract passed[/] {json.dumps(res, default=str)}")
+
+
+@app.command()
+def build(
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild incremental models from scratch."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """dbt build: staging -> intermediate -> marts, with tests and unit tests."""
+    from agora import pipeline
+
+    cfg = _config(config)
+    try:
+        with console.status("dbt build …"):
+            res = pipeline.build(cfg, full_refresh=full_refresh)
+    except Exception as e:  # noqa: BLE001
+        raise _fail("dbt build", e)
+    console.print(f"[green]build ok[/] {json.dumps(res, default=str)}")
+
+
+@app.command()
+def publish(config: Optional[Path] = ConfigOpt) -> None:
+    """Validate the marts, then publish them (only them) to serving.duckdb atomically."""
+    from agora import pipeline
+
+    cfg = _config(config)
+    try:
+        pipeline.validate_marts(cfg)
+        res = pipeline.publish(cfg)
+    except Exception as e:  # noqa: BLE001
+        raise _fail("publish", e)
+    console.print(f"[green]published[/] {json.dumps(res, default=str)}")
+
+
+@app.command()
+def run(
+    since: Optional[str] = typer.Option(None, help="ISO start for every source (default: cursors)."),
+    until: Optional[str] = typer.Option(None, help="ISO end for every source (default: now)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """The whole pipeline in this process, without Airflow: extract all, contracts, build, publish."""
+    from agora import pipeline
+
+    cfg = _config(config)
+    try:
+        for s in cfg.sources:
+            with console.status(f"extracting {s.name} …"):
+                r = pipeline.extract(cfg, s.name, since, until)
+            console.print(f"  {s.name}: landed {r['landed']}, quarantined {r['quarantined']}, dropped {r['dropped']}")
+        for label, step in (
+            ("landing contract", pipeline.validate_landing),
+            ("dbt build", pipeline.build),
+            ("mart contract", pipeline.validate_marts),
+            ("publish", pipeline.publish),
+        ):
+            with console.status(f"{label} …"):
+                step(cfg)
+            console.print(f"  {label}: ok")
+    except Exception as e:  # noqa: BLE001
+        raise _fail("run", e)
+    print_summary(cfg)
+
+
+@app.command()
+def summary(config: Optional[Path] = ConfigOpt) -> None:
+    """Print the latest month's headline KPIs from the published marts."""
+    print_summary(_config(config))
+
+
+@app.command()
+def demo(
+    seed: int = typer.Option(42, help="Seed of the generated community: same seed, same marts."),
+    airflow: bool = typer.Option(True, "--airflow/--no-airflow", help="Run through Airflow's DAGs (default)."),
+) -> None:
+    """Generate the offline demo community, serve it locally, and run the whole pipeline on it."""
+    from agora.demo import start_demo
+
+    repo = Path(__file__).resolve().parents[1]
+    t0 = time.perf_counter()
+    with console.status("generating the demo community …"):
+        community = start_demo(repo / "data" / "demo", seed=seed, data_dir=repo / "data")
+    console.print(f"demo community served at {community.server.url} (seed {seed}); config {community.config_path}")
+    try:
+        cfg = _config(community.config_path)
+        if airflow:
+            _demo_through_airflow(community.config_path, repo)
+        else:
+            run.callback(since=None, until=None, config=community.config_path)  # type: ignore[union-attr]
+            return
+    except RuntimeError as e:
+        raise _fail("demo", e)
+    finally:
+        community.server.stop()
+    print_summary(cfg)
+    console.print(f"done in {time.perf_counter() - t0:.0f} s")
+
+
+def _demo_through_airflow(config_path: Path, repo: Path) -> None:
+    from agora.airflow_local import airflow_env, dags_test, ensure_metadata
+    from agora.demo import DEMO_END, DEMO_START
+
+    env = airflow_env(config_path)
+    log_file = repo / "data" / "logs" / "demo-airflow.log"
+    log_file.unlink(missing_ok=True)
+    with console.status("preparing Airflow (SQLite metadata) …"):
+        ensure_metadata(env)
+    logical = DEMO_END.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    conf = {"since": DEMO_START.isoformat(), "until": DEMO_END.isoformat()}
+    with console.status("airflow: agora_ingest (one mapped task per source) …"):
+        dags_test("agora_ingest", logical, env, conf, log_file)
+    console.print("  agora_ingest: success")
+    with console.status("airflow: agora_transform (landing contract → dbt via Cosmos → mart contract → publish) …"):
+        dags_test("agora_transform", logical, env, None, log_file)
+    console.print(f"  agora_transform: success (log: {log_file.relative_to(repo)})")
+
+
+def _fmt(line) -> str:
+    if line.suppressed or line.value is None:
+        return "suppressed"
+    v = line.value
+    if line.unit in ("share", "ratio", "rate") or (line.kpi.endswith("_rate") or line.kpi.endswith("_share")):
+        return f"{v:.1%}"
+    return f"{v:,.1f}" if abs(v - round(v)) > 1e-9 else f"{v:,.0f}"
+
+
+def print_summary(cfg) -> None:
+    from agora.pipeline import kpi_summary
+
+    try:
+        month, lines = kpi_summary(cfg)
+    except Exception as e:  # noqa: BLE001
+        raise _fail("summary", e)
+    if month is None:
+        console.print("no published KPIs yet")
+        return
+    table = Table(title=f"{cfg.community} — community KPIs, {month:%B %Y} (all platforms)")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    table.add_column("previous month", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("group size", justify="right")
+    for line in lines:
+        prev = type(line)(line.kpi, line.previous, None, line.previous is None, None, None, line.unit)
+        tgt = type(line)(line.kpi, line.target, None, False, None, None, line.unit) if line.target is not None else None
+        table.add_row(
+            line.kpi,
+            _fmt(line),
+            _fmt(prev) if line.previous is not None else "–",
+            _fmt(tgt) if tgt else "–",
+            str(line.group_size) if line.group_size is not None else "–",
+        )
+    console.print(table)
+    console.print("Suppressed = fewer than k_min accounts behind the number (privacy.k_min).")
+
+
+if __name__ == "__main__":
+    sys.exit(app())
