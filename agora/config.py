@@ -128,15 +128,26 @@ class StackExchangeSource(_HttpSource):
 
 class XSource(_Source):
     type: Literal["x"]
-    query: str
+    query: str = Field(description="Recent-search query, e.g. '#airflow -is:retweet'.")
     base_url: HttpUrl | None = Field(None, description="Override the X API host (replay server).")
-    bearer_token_env: str = "X_BEARER_TOKEN"
+    bearer_token_env: str = Field("X_BEARER_TOKEN", description="Environment variable holding the bearer token.")
     page_size: int = Field(100, ge=10, le=100)
+    timeout_seconds: float = Field(30, gt=0)
+    max_retries: int = Field(5, ge=0, le=20, description="Retries on network errors and 5xx.")
+    max_wait_seconds: float = Field(
+        960, ge=0, description="Longest rate-limit wait (x-rate-limit-reset) before the run fails instead."
+    )
 
 
 class MastodonSource(_HttpSource):
     type: Literal["mastodon"]
-    hashtag: str
+    hashtag: str = Field(pattern=r"^#?\w+$", description="Hashtag whose public timeline is read.")
+    page_size: int = Field(40, ge=1, le=40, description="Statuses per page; Mastodon serves at most 40.")
+    instance: str | None = Field(
+        None,
+        description="Instance whose local account ids these are (pseudonyms hash '<instance>:<id>'); "
+        "defaults to base_url's host. Set it when base_url is a proxy or replay server.",
+    )
 
 
 class _FileSource(_Source):

@@ -1,0 +1,286 @@
+"""X (Twitter) recent search through tweepy: public, authored posts matching a query.
+
+`tweepy.Client` makes the calls and waits out 429s itself (`wait_on_rate_limit`, from
+``x-rate-limit-reset``); `tweepy.Paginator` follows ``meta.next_token`` to the last page.
+Around it we add what tweepy lacks, on its public ``session`` (plain requests features, no
+patching): a transport adapter that sends the calls to the configured ``base_url`` (tweepy
+hard-codes ``https://api.twitter.com``) with a timeout and bounded retries on network
+errors and 5xx, and a response hook that logs the quota and fails the run instead of
+sleeping past ``max_wait_seconds`` or looping on endless 429s.
+
+Mapping and drops: docs/connectors/x.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tweepy
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from agora.config import ConfigError
+from agora.envelope import RawEvent, Rejected
+from connectors.base import Connector
+from connectors.http import HttpError
+
+API_HOST = "https://api.twitter.com"  # what tweepy 4.x sends every v2 call to
+SEARCH_PATH = "/2/tweets/search/recent"
+RECENT_SEARCH_REACH = timedelta(days=7)
+# X refuses an end_time less than 10 s before the request; keep a margin.
+END_TIME_MARGIN = timedelta(seconds=15)
+EXPANSIONS = ("author_id", "referenced_tweets.id")
+TWEET_FIELDS = ("author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets", "withheld")
+USER_FIELDS = ("protected",)
+
+
+class _QuietTweepy(logging.Filter):
+    """tweepy logs request headers (the bearer token) and response bodies (handles, text) at
+    DEBUG: never let those records through, whatever the logging setup."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_TWEEPY_LOG = logging.getLogger("tweepy.client")
+if not any(isinstance(f, _QuietTweepy) for f in _TWEEPY_LOG.filters):
+    _TWEEPY_LOG.addFilter(_QuietTweepy())
+
+
+class ApiHostAdapter(HTTPAdapter):
+    """Sends what tweepy addresses to api.twitter.com to `base_url` (same path and query),
+    with a default timeout and urllib3 retries for network errors and 5xx. 429 is left to
+    tweepy, which knows X's reset header."""
+
+    def __init__(self, base_url: str, *, timeout: float, max_retries: int):
+        retry = Retry(
+            total=max_retries,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=frozenset({"GET"}),
+            backoff_factor=1.0,
+            raise_on_status=False,  # hand the last 5xx to tweepy, which raises TwitterServerError
+            respect_retry_after_header=False,  # uncapped in urllib3; the backoff is bounded
+        )
+        super().__init__(max_retries=retry)
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        parts = urlsplit(request.url)
+        request.url = f"{self.base_url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+class RateLimitGuard:
+    """A requests response hook: logs X's quota headers and decides whether a 429 may be
+    waited out. tweepy then sleeps until ``x-rate-limit-reset`` and retries; we only stop
+    it when the wait is too long, the reset is unknown, or 429s keep coming."""
+
+    def __init__(self, log: logging.Logger, max_wait: float, max_consecutive: int = 5):
+        self.log = log
+        self.max_wait = max_wait
+        self.max_consecutive = max_consecutive
+        self.consecutive = 0
+        self.rate_limited = 0
+        self.remaining: str | None = None
+        self.limit: str | None = None
+
+    def __call__(self, resp: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        path = urlsplit(resp.url).path
+        self.remaining = resp.headers.get("x-rate-limit-remaining", self.remaining)
+        self.limit = resp.headers.get("x-rate-limit-limit", self.limit)
+        if self.remaining is not None:
+            self.log.debug("%s: x-rate-limit-remaining %s of %s", path, self.remaining, self.limit)
+        if resp.status_code != 429:
+            self.consecutive = 0
+            return resp
+        self.consecutive += 1
+        self.rate_limited += 1
+        reset = resp.headers.get("x-rate-limit-reset")
+        if not reset or not reset.strip().isdigit():
+            raise HttpError(f"{path}: HTTP 429 without x-rate-limit-reset; giving up", 429)
+        wait = max(0.0, int(reset) - time.time()) + 1  # tweepy sleeps until reset + 1 s
+        if wait > self.max_wait:
+            raise HttpError(
+                f"{path}: HTTP 429, x-rate-limit-reset is {wait:.0f}s away (> max_wait_seconds {self.max_wait:.0f})",
+                429,
+            )
+        if self.consecutive > self.max_consecutive:
+            raise HttpError(f"{path}: HTTP 429 {self.consecutive} times in a row; giving up", 429)
+        self.log.warning(
+            "%s: rate limited (x-rate-limit-remaining %s of %s); waiting %.0fs for x-rate-limit-reset",
+            path,
+            resp.headers.get("x-rate-limit-remaining", "?"),
+            resp.headers.get("x-rate-limit-limit", "?"),
+            wait,
+        )
+        return resp
+
+
+def make_client(source: Any, log: logging.Logger) -> tuple[tweepy.Client, RateLimitGuard]:
+    """A real tweepy.Client bound to the configured host; the token comes from the environment."""
+    token = os.environ.get(source.bearer_token_env, "")
+    if not token:
+        raise ConfigError(
+            f"sources.{source.name}.bearer_token_env: environment variable {source.bearer_token_env} is unset"
+        )
+    client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=True)
+    base_url = str(source.base_url) if source.base_url else API_HOST
+    adapter = ApiHostAdapter(base_url, timeout=source.timeout_seconds, max_retries=source.max_retries)
+    client.session.mount(API_HOST + "/", adapter)
+    guard = RateLimitGuard(log, source.max_wait_seconds)
+    client.session.hooks["response"].append(guard)
+    return client, guard
+
+
+def search_window(
+    since: datetime | None, until: datetime, now: datetime, log: logging.Logger | None = None
+) -> tuple[datetime | None, datetime]:
+    """start_time/end_time for recent search, which serves only the last 7 days.
+
+    A stale cursor (since beyond the 7 days, until recent) is moved to the horizon so the
+    pipeline catches up instead of failing every day; the unreachable gap is logged. A
+    window lying wholly beyond the horizon is sent as is: X refuses it and the run fails
+    clearly rather than landing nothing and advancing the cursor.
+    """
+    end = min(until, now - END_TIME_MARGIN)
+    horizon = now - RECENT_SEARCH_REACH + timedelta(minutes=1)
+    start = since
+    if since is not None and since < horizon < end:
+        if log:
+            log.warning(
+                "recent search reaches back 7 days: posts from %s to %s cannot be fetched",
+                since.isoformat(),
+                horizon.isoformat(timespec="seconds"),
+            )
+        start = horizon
+    return start, end
+
+
+def drop_reason(tweet: dict[str, Any], refs: dict[str, Any], author: dict[str, Any] | None) -> str | None:
+    """Why a post must not be landed (design §4), or None when it is public and authored."""
+    if "retweeted" in refs:
+        return "not_authored"
+    if tweet.get("withheld"):
+        return "withheld"
+    if author is None:  # cannot tell whether the account is public: leave it out
+        return "author_unknown"
+    if author.get("protected"):
+        return "protected_account"
+    return None
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class XConnector(Connector):
+    platform = "x"
+    version = "0.1.0"
+    drop_reasons = ("not_authored", "withheld", "protected_account", "author_unknown")
+    fields_read = (
+        "data[].id",
+        "data[].created_at",
+        "data[].author_id",
+        "data[].conversation_id",
+        "data[].in_reply_to_user_id",
+        "data[].referenced_tweets[].type/id",
+        "data[].withheld (presence only)",
+        "data[].text (keyword tags, in memory only)",
+        "includes.users[].id",
+        "includes.users[].protected",
+        "meta.next_token",
+    )
+
+    def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
+        client, guard = make_client(self.source, self.log)
+        start, end = search_window(since, until, datetime.now(UTC), self.log)
+        pages = tweets = 0
+        self.outside_window = 0
+        paginator = tweepy.Paginator(
+            client.search_recent_tweets,
+            self.source.query,
+            max_results=self.source.page_size,
+            start_time=start,
+            end_time=end,
+            expansions=list(EXPANSIONS),
+            tweet_fields=list(TWEET_FIELDS),
+            user_fields=list(USER_FIELDS),
+        )
+        try:
+            for page in paginator:
+                pages += 1
+                users = {u.get("id"): u for u in (page.get("includes") or {}).get("users") or []}
+                for tweet in page.get("data") or []:
+                    tweets += 1
+                    item = self._item(tweet, users, since, until)
+                    if item is not None:
+                        yield item
+        except tweepy.HTTPException as e:
+            status = getattr(e.response, "status_code", None)
+            raise HttpError(
+                f"{SEARCH_PATH}: HTTP {status}: {'; '.join(e.api_messages) or 'no message'}", status
+            ) from None
+        except requests.RequestException as e:
+            raise HttpError(f"{SEARCH_PATH}: {type(e).__name__} after {self.source.max_retries} retries") from None
+        self.log.info(
+            "%s: %d pages, %d posts read, %d outside the window, %d rate-limit waits, x-rate-limit-remaining %s of %s",
+            self.source.name,
+            pages,
+            tweets,
+            self.outside_window,
+            guard.rate_limited,
+            guard.remaining,
+            guard.limit,
+        )
+
+    def _item(
+        self, tweet: dict[str, Any], users: dict[str, dict], since: datetime | None, until: datetime
+    ) -> RawEvent | Rejected | None:
+        for key in ("id", "created_at", "author_id"):
+            if not tweet.get(key):
+                return Rejected(f"missing {key}", tweet, tweet.get("id"))
+        try:
+            occurred = _parse_time(tweet["created_at"])
+        except (TypeError, ValueError):
+            return Rejected("unparseable created_at", tweet, tweet["id"])
+        if occurred >= until or (since is not None and occurred < since):
+            self.outside_window += 1  # another window's item: its drops are counted there
+            return None
+        refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or []}
+        reason = drop_reason(tweet, refs, users.get(tweet["author_id"]))
+        if reason:
+            self.drop(reason)
+            return None
+        record_id = str(tweet["id"])
+        parent_id = refs.get("replied_to")
+        if parent_id:
+            return RawEvent(
+                record_type="reply",
+                record_id=record_id,
+                occurred_at=occurred,
+                thread_id=str(tweet.get("conversation_id") or parent_id),
+                parent_id=str(parent_id),
+                account_id=str(tweet["author_id"]),
+                parent_account_id=tweet.get("in_reply_to_user_id"),
+                text=tweet.get("text"),
+            )
+        # Posts and quotes start their own conversation (conversation_id = own id). A quote
+        # is not linked to the quoted post: it is not a response to it.
+        return RawEvent(
+            record_type="thread",
+            record_id=record_id,
+            occurred_at=occurred,
+            thread_id=str(tweet.get("conversation_id") or record_id),
+            account_id=str(tweet["author_id"]),
+            text=tweet.get("text"),
+        )
