@@ -117,13 +117,22 @@ class MediawikiSource(_Source):
     max_retries: int = Field(5, ge=0, le=20)
     page_size: int = Field(50, ge=1, le=500)
 
+    @model_validator(mode="after")
+    def _pageviews_complete(self) -> "MediawikiSource":
+        if self.support_pages and not (self.pageviews_url and self.project):
+            raise ValueError("support_pages need pageviews_url and project")
+        return self
+
 
 class StackExchangeSource(_HttpSource):
     type: Literal["stackexchange"]
     base_url: HttpUrl = HttpUrl("https://api.stackexchange.com/2.3")
     site: str
-    tagged: list[str] = Field(min_length=1)
+    tagged: list[str] = Field(min_length=1, description="Tags to read; a question with any of them is read.")
     key_env: str | None = Field(None, description="Environment variable holding an app key (raises quota).")
+    filter: str = Field(
+        "withbody", description="API filter; a custom filter can leave out owner fields Agora never reads."
+    )
 
 
 class XSource(_Source):

@@ -1,9 +1,12 @@
 """One HTTP client for every connector: timeouts, bounded retries, rate-limit logging.
 
-Retries happen only for network errors, 429 and 5xx (never for 4xx that mean "you asked
-wrong"), honour ``Retry-After`` (seconds or HTTP date), and back off exponentially
-otherwise (tenacity). Remaining quota is logged from whichever headers the platform uses.
-Tokens are sent in headers and never logged.
+Retries happen only for network errors, 429, 5xx and responses `rate_limited()` says are
+rate limits (by default a 403 carrying ``Retry-After`` or an exhausted quota header, which is
+how GitHub signals secondary limits) — never for 4xx that mean "you asked wrong". Waits honour
+``Retry-After`` (seconds or HTTP date) and reset headers, and back off exponentially otherwise
+(tenacity). Remaining quota is logged from whichever headers the platform uses; when it reaches
+0 the next request waits for the reset. Connectors can ask for a pause (`pause()`) when an API
+signals backoff in its body (Stack Exchange). Tokens are sent in headers and never logged.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -56,7 +60,7 @@ def _retry_after(value: str | None) -> float | None:
         parsed = email.utils.parsedate_to_datetime(value)
         if parsed is None:
             return None
-        return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
 
 
 class HttpClient:
@@ -88,6 +92,8 @@ class HttpClient:
         self.log = log or logging.getLogger("agora.http")
         self.requests_made = 0
         self.retries = 0
+        self.paused_seconds = 0.0
+        self._resume_at = 0.0  # time.monotonic() before which no request is sent
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -135,15 +141,32 @@ class HttpClient:
             # Truncated or non-JSON body: retrying the same page is the only safe move.
             raise HttpError(f"{_path_only(resp.url)}: response is not valid JSON ({len(resp.content)} bytes)") from None
 
+    def pause(self, seconds: float, reason: str) -> None:
+        """Send no request for `seconds` (capped at max_wait): the API asked us to back off."""
+        seconds = min(max(0.0, float(seconds)), self.max_wait)
+        if seconds > 0:
+            self.log.info("pausing %.1fs before the next request: %s", seconds, reason)
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    def rate_limited(self, resp: requests.Response) -> bool:
+        """Is this non-429 response a rate limit to wait out? Subclasses add platform signals."""
+        if resp.status_code == 403:
+            return "Retry-After" in resp.headers or any(resp.headers.get(h) == "0" for h in QUOTA_HEADERS)
+        return False
+
     def _get_once(self, path: str, params: Any) -> requests.Response:
         url = self.url(path)
+        delay = self._resume_at - time.monotonic()
+        if delay > 0:
+            self.paused_seconds += delay
+            time.sleep(delay)
         self.requests_made += 1
         try:
             resp = self.session.get(url, params=params, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as e:
             raise RetryableHttpError(f"{_path_only(url)}: {type(e).__name__}") from None
         self._log_quota(resp)
-        if resp.status_code in RETRY_STATUS:
+        if resp.status_code in RETRY_STATUS or self.rate_limited(resp):
             raise RetryableHttpError(
                 f"{_path_only(url)}: HTTP {resp.status_code}",
                 resp.status_code,
@@ -172,6 +195,9 @@ class HttpClient:
         for name in QUOTA_HEADERS:
             if name in resp.headers:
                 self.log.debug("%s remaining quota: %s", _path_only(resp.url), resp.headers[name])
+                if resp.headers[name] == "0" and resp.status_code < 400:
+                    # Quota spent: wait for the reset instead of earning a 403/429 next time.
+                    self.pause(self.rate_limit_wait(resp) or 0, "rate-limit quota exhausted")
                 return
 
 

@@ -1,0 +1,227 @@
+"""MediaWiki: revisions of configured talk pages (edits) and daily views of support pages.
+
+Edits: the Action API's ``prop=revisions`` per page, oldest first, ``continue`` paging.
+A revision whose user, text or sha1 was hidden (or that was suppressed) is not public and
+is dropped (`hidden`). The account is ``userid`` for registered (and temporary) accounts;
+an anonymous editor's account is their IP address, which is personal data: it goes to the
+pseudonymiser like any id and is never stored. ``parent_actor`` is the editor of the
+previous revision; when that revision is older than the window it is fetched by id.
+
+Pageviews: the Wikimedia REST ``per-article`` daily endpoint (configurable root), landed
+as aggregate records (`value`, no account). A day lands with the window in which it *ends*
+(since < day end <= until), so consecutive windows land each complete day exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from agora.config import ConfigError
+from agora.envelope import RawEvent, Rejected
+from connectors.base import Connector
+from connectors.http import HttpClient, HttpError
+
+HIDDEN_FLAGS = ("userhidden", "texthidden", "sha1hidden", "suppressed")
+PAGEVIEWS_FIRST_DAY = datetime(2015, 7, 1, tzinfo=UTC)  # the REST API has no earlier data
+MAXLAG = "5"  # seconds; Wikimedia's etiquette for non-interactive clients
+REVIDS_PER_QUERY = 50
+
+
+class MediawikiClient(HttpClient):
+    """MediaWiki reports replication lag and rate limits in a 200 with an error header."""
+
+    LIMIT_CODES = frozenset({"maxlag", "ratelimited"})
+
+    def rate_limited(self, resp: requests.Response) -> bool:
+        return super().rate_limited(resp) or resp.headers.get("MediaWiki-API-Error") in self.LIMIT_CODES
+
+    def rate_limit_wait(self, resp: requests.Response) -> float | None:
+        if resp.headers.get("MediaWiki-API-Error") in self.LIMIT_CODES:
+            return 5.0  # no Retry-After: the maxlag manual asks for at least 5 s
+        return super().rate_limit_wait(resp)
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _midnight(dt: datetime) -> datetime:
+    return dt.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _account(rev: dict) -> str | None:
+    """userid for accounts (stable across renames); the IP/name for anonymous editors."""
+    if rev.get("userid") and not rev.get("anon"):
+        return str(rev["userid"])
+    return rev.get("user") or None
+
+
+def _hidden(rev: dict) -> bool:
+    return any(rev.get(flag) for flag in HIDDEN_FLAGS)
+
+
+class MediawikiConnector(Connector):
+    platform = "mediawiki"
+    version = "0.1.0"
+    drop_reasons = ("hidden",)  # userhidden / texthidden / sha1hidden / suppressed revisions
+    fields_read = (
+        "page.pageid",
+        "page.missing",
+        "revision.revid",
+        "revision.parentid",
+        "revision.timestamp",
+        "revision.userid",
+        "revision.user (anonymous editors only, in memory)",
+        "revision.anon",
+        "revision.userhidden",
+        "revision.texthidden",
+        "revision.sha1hidden",
+        "revision.suppressed",
+        "pageviews.items.timestamp",
+        "pageviews.items.views",
+    )
+
+    def __init__(self, source: Any, **kwargs: Any):
+        super().__init__(source, **kwargs)
+        headers = {}
+        if source.token_env:
+            token = os.environ.get(source.token_env)
+            if not token:
+                raise ConfigError(f"sources.{source.name}.token_env: environment variable {source.token_env} is unset")
+            headers["Authorization"] = f"Bearer {token}"
+        opts = dict(headers=headers, timeout=source.timeout_seconds, max_retries=source.max_retries, log=self.log)
+        self.api_url = str(source.api_url)
+        self.client = MediawikiClient(self.api_url, **opts)
+        self.views = HttpClient(str(source.pageviews_url), **opts) if source.pageviews_url else None
+
+    def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
+        for title in self.source.pages:
+            yield from self.page_edits(title, since, until)
+        for title in self.source.support_pages:
+            yield from self.page_views(title, since, until)
+        requests_made = self.client.requests_made + (self.views.requests_made if self.views else 0)
+        self.log.info("%s: %d requests", self.source.name, requests_made)
+
+    # Edits
+
+    def query(self, params: dict[str, Any]) -> dict:
+        body, _ = self.client.get_json(
+            self.api_url, {"action": "query", "format": "json", "formatversion": "2", "maxlag": MAXLAG, **params}
+        )
+        if not isinstance(body, dict):
+            raise HttpError("mediawiki: expected a JSON object")
+        if "error" in body:  # errors come as HTTP 200; the code is enough to act on
+            raise HttpError(f"mediawiki API error: {body['error'].get('code', 'unknown')}")
+        if "warnings" in body:
+            self.log.warning("mediawiki API warnings from modules: %s", ", ".join(sorted(body["warnings"])))
+        return body
+
+    def revisions(self, title: str, since: datetime | None, until: datetime) -> Iterator[tuple[dict, dict]]:
+        """(page, revision) pairs oldest first, following ``continue`` to the end."""
+        params: dict[str, Any] = {
+            "prop": "revisions",
+            "titles": title,
+            "rvprop": "ids|timestamp|user|userid|flags",
+            "rvlimit": self.source.page_size,
+            "rvdir": "newer",
+            "rvend": _iso(until),  # inclusive: the window's end is filtered out below
+        }
+        if since is not None:
+            params["rvstart"] = _iso(since)
+        cont: dict[str, Any] = {}
+        while True:
+            body = self.query({**params, **cont})
+            for page in body.get("query", {}).get("pages", []):
+                if page.get("missing") or page.get("invalid"):
+                    self.log.warning("%s: a configured talk page does not exist", self.source.name)
+                    continue
+                for rev in page.get("revisions", []):
+                    yield page, rev
+            cont = body.get("continue") or {}
+            if not cont:
+                return
+
+    def fetch_editors(self, revids: list[int]) -> dict[int, str | None]:
+        """Editors of revisions older than the window (parents of its first edits)."""
+        editors: dict[int, str | None] = {}
+        for i in range(0, len(revids), REVIDS_PER_QUERY):
+            chunk = revids[i : i + REVIDS_PER_QUERY]
+            body = self.query(
+                {"prop": "revisions", "revids": "|".join(map(str, chunk)), "rvprop": "ids|user|userid|flags"}
+            )
+            for page in body.get("query", {}).get("pages", []):
+                for rev in page.get("revisions", []):
+                    editors[int(rev["revid"])] = None if _hidden(rev) else _account(rev)
+        return editors
+
+    def page_edits(self, title: str, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
+        kept: list[tuple[dict, dict, datetime]] = []
+        editors: dict[int, str | None] = {}  # revid -> editor, None when hidden (memory only)
+        for page, rev in self.revisions(title, since, until):
+            try:
+                revid, when = int(rev["revid"]), _ts(rev["timestamp"])
+            except (KeyError, TypeError, ValueError):
+                yield Rejected("mediawiki revision without revid or timestamp", rev)
+                continue
+            if _hidden(rev):
+                editors[revid] = None
+                if when < until:
+                    self.drop("hidden")
+                continue
+            editors[revid] = _account(rev)
+            if when < until:
+                kept.append((page, rev, when))
+        missing = sorted({int(r.get("parentid") or 0) for _, r, _ in kept} - set(editors) - {0})
+        editors.update(self.fetch_editors(missing) if missing else {})
+        for page, rev, when in kept:
+            parentid = int(rev.get("parentid") or 0)
+            yield RawEvent(
+                record_type="edit",
+                record_id=str(rev["revid"]),
+                occurred_at=when,
+                thread_id=f"page:{page['pageid']}",
+                parent_id=str(parentid) if parentid else None,
+                account_id=_account(rev),
+                parent_account_id=editors.get(parentid),
+            )
+
+    # Pageviews
+
+    def page_views(self, title: str, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
+        first = _midnight(since) if since is not None else PAGEVIEWS_FIRST_DAY
+        last = _midnight(until) - timedelta(days=1)  # the last day that has ended by `until`
+        if last < first:
+            return
+        article = quote(title.replace(" ", "_"), safe="")
+        path = f"per-article/{self.source.project}/all-access/user/{article}/daily/{first:%Y%m%d}00/{last:%Y%m%d}00"
+        try:
+            body, _ = self.views.get_json(path)
+        except HttpError as e:
+            if e.status == 404:  # the REST API's answer for "no data for these days"
+                self.log.info("%s: no pageviews for a support page in this window", self.source.name)
+                return
+            raise
+        for item in body.get("items", []) if isinstance(body, dict) else []:
+            try:
+                day = datetime.strptime(str(item["timestamp"]), "%Y%m%d%H").replace(tzinfo=UTC)
+                views = float(item["views"])
+            except (KeyError, TypeError, ValueError):
+                yield Rejected("pageviews item without timestamp or views", item)
+                continue
+            if first <= day <= last:
+                yield RawEvent(
+                    record_type="pageviews",
+                    record_id=f"{title.replace(' ', '_')}:{day:%Y-%m-%d}",
+                    occurred_at=day,
+                    value=views,
+                )

@@ -1,0 +1,242 @@
+"""Stack Exchange API 2.3: questions (threads), answers and comments (replies) for a site's tags.
+
+Which questions: those with activity since the window start (``sort=activity&min=``) for each
+configured tag, so answers and comments posted in the window on older questions are found
+too; a question itself lands when it was *created* in the window. Answers and comments are
+read for those questions in batches of 100 ids, paged with ``has_more`` to the end.
+
+Rate limits: the API's ``backoff`` body field (seconds to wait before the next request) is
+honoured and logged, ``quota_remaining`` is logged, and a ``throttle_violation`` is waited
+out when short and fails the run clearly when the daily quota is gone.
+
+Accounts are ``owner.user_id``; ``user_type == "does_not_exist"`` (a deleted account) has
+none. The Community user (id -1) is the site's bot. Display names, profile images and links
+come with every owner object and are never read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from agora.config import ConfigError
+from agora.envelope import RawEvent, Rejected
+from connectors.base import Connector
+from connectors.http import HttpClient, HttpError
+
+IDS_PER_CALL = 100  # the API's limit for {ids} and pagesize
+COMMUNITY_USER_ID = -1
+_AVAILABLE_IN = re.compile(r"available in (\d+) seconds")
+
+
+class StackExchangeClient(HttpClient):
+    """Throttle violations come as HTTP 400 with ``error_name: throttle_violation``."""
+
+    def throttle_wait(self, resp: requests.Response) -> float | None:
+        if resp.status_code != 400:
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or body.get("error_name") != "throttle_violation":
+            return None
+        match = _AVAILABLE_IN.search(str(body.get("error_message", "")))
+        return float(match.group(1)) if match else 60.0
+
+    def rate_limited(self, resp: requests.Response) -> bool:
+        wait = self.throttle_wait(resp)
+        if wait is None:
+            return super().rate_limited(resp)
+        if wait > self.max_wait:
+            raise HttpError(f"stackexchange: request quota exhausted, available again in {wait:.0f}s", 400)
+        return True
+
+    def rate_limit_wait(self, resp: requests.Response) -> float | None:
+        wait = self.throttle_wait(resp)
+        return wait if wait is not None else super().rate_limit_wait(resp)
+
+
+def _epoch(dt: datetime) -> int:
+    return int(dt.timestamp())
+
+
+def _when(value: Any) -> datetime:
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def _account(owner: dict | None) -> str | None:
+    if not owner or owner.get("user_type") == "does_not_exist" or owner.get("user_id") is None:
+        return None
+    return str(owner["user_id"])
+
+
+def _is_bot(owner: dict | None) -> bool:
+    return bool(owner) and owner.get("user_id") == COMMUNITY_USER_ID
+
+
+def _text(*parts: Any) -> str | None:
+    text = "\n".join(p for p in parts if isinstance(p, str) and p)
+    return text or None
+
+
+def _chunks(ids: list[int], size: int = IDS_PER_CALL) -> Iterable[list[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+class StackExchangeConnector(Connector):
+    platform = "stackexchange"
+    version = "0.1.0"
+    # The API serves public, undeleted posts only; opt-outs are dropped at the edge (agora.extract).
+    drop_reasons = ("no_account",)  # owner deleted (user_type does_not_exist): nobody to count
+    fields_read = (
+        "question.question_id",
+        "question.creation_date",
+        "question.title",
+        "question.body",
+        "answer.answer_id",
+        "answer.question_id",
+        "answer.creation_date",
+        "answer.body",
+        "comment.comment_id",
+        "comment.post_id",
+        "comment.creation_date",
+        "comment.body",
+        "owner.user_id",
+        "owner.user_type",
+        "reply_to_user.user_id",
+        "reply_to_user.user_type",
+        "wrapper.has_more",
+        "wrapper.backoff",
+        "wrapper.quota_remaining",
+    )
+
+    def __init__(self, source: Any, **kwargs: Any):
+        super().__init__(source, **kwargs)
+        self.client = StackExchangeClient(
+            str(source.base_url), timeout=source.timeout_seconds, max_retries=source.max_retries, log=self.log
+        )
+        self.common: dict[str, Any] = {"site": source.site, "filter": source.filter}
+        if source.key_env:
+            key = os.environ.get(source.key_env)
+            if not key:
+                raise ConfigError(f"sources.{source.name}.key_env: environment variable {source.key_env} is unset")
+            self.common["key"] = key  # a query parameter: HttpClient logs paths without queries
+        self.page_size = min(source.page_size, IDS_PER_CALL)
+        self.quota_remaining: int | None = None
+
+    def pages(self, path: str, params: dict[str, Any]) -> Iterator[dict]:
+        """Every item of every page: ``page=1..`` while ``has_more``."""
+        page = 1
+        while True:
+            body, _ = self.client.get_json(path, {**self.common, **params, "page": page, "pagesize": self.page_size})
+            if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                raise HttpError(f"stackexchange {path}: response has no items list")
+            if "quota_remaining" in body:
+                self.quota_remaining = body["quota_remaining"]
+                self.log.debug("stackexchange quota remaining: %s", self.quota_remaining)
+            if body.get("backoff"):
+                self.client.pause(float(body["backoff"]), f"stackexchange backoff field ({body['backoff']}s)")
+            yield from body["items"]
+            if not body.get("has_more"):
+                return
+            page += 1
+
+    def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
+        for item in self.records(since, until):
+            if isinstance(item, RawEvent) and item.account_id is None:
+                self.drop("no_account")
+                continue
+            yield item
+        self.log.info(
+            "%s: %d requests, quota remaining %s", self.source.name, self.client.requests_made, self.quota_remaining
+        )
+
+    def records(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
+        def in_window(t: datetime) -> bool:
+            return (since is None or t >= since) and t < until
+
+        last_second = math.ceil(until.timestamp()) - 1  # todate/fromdate are inclusive
+        owners: dict[int, str | None] = {}  # post id -> owner account (memory only)
+        kinds: dict[int, str] = {}  # post id -> "question" | "answer"
+        threads: dict[int, int] = {}  # post id -> question id
+
+        for tag in self.source.tagged:
+            params: dict[str, Any] = {"tagged": tag, "order": "asc", "sort": "activity", "todate": last_second}
+            if since is not None:
+                params["min"] = _epoch(since)
+            for q in self.pages("questions", params):
+                try:
+                    qid, created = int(q["question_id"]), _when(q["creation_date"])
+                except (KeyError, TypeError, ValueError):
+                    yield Rejected("stackexchange question without question_id or creation_date", q)
+                    continue
+                if qid in kinds:  # tagged with two configured tags
+                    continue
+                owners[qid], kinds[qid], threads[qid] = _account(q.get("owner")), "question", qid
+                if in_window(created):
+                    yield RawEvent(
+                        record_type="thread",
+                        record_id=f"question:{qid}",
+                        occurred_at=created,
+                        thread_id=f"question:{qid}",
+                        account_id=owners[qid],
+                        is_bot=_is_bot(q.get("owner")),
+                        text=_text(q.get("title"), q.get("body")),
+                    )
+
+        questions = [pid for pid, kind in kinds.items() if kind == "question"]
+        for ids in _chunks(questions):
+            path = f"questions/{';'.join(map(str, ids))}/answers"
+            for a in self.pages(path, {"order": "asc", "sort": "creation", "todate": last_second}):
+                try:
+                    aid, qid, created = int(a["answer_id"]), int(a["question_id"]), _when(a["creation_date"])
+                except (KeyError, TypeError, ValueError):
+                    yield Rejected("stackexchange answer without answer_id, question_id or creation_date", a)
+                    continue
+                owners[aid], kinds[aid], threads[aid] = _account(a.get("owner")), "answer", qid
+                if in_window(created):
+                    yield RawEvent(
+                        record_type="reply",
+                        record_id=f"answer:{aid}",
+                        occurred_at=created,
+                        thread_id=f"question:{qid}",
+                        parent_id=f"question:{qid}",
+                        account_id=owners[aid],
+                        parent_account_id=owners.get(qid),
+                        is_bot=_is_bot(a.get("owner")),
+                        text=_text(a.get("body")),
+                    )
+
+        comment_window: dict[str, Any] = {"order": "asc", "sort": "creation", "todate": last_second}
+        if since is not None:
+            comment_window["fromdate"] = _epoch(since)
+        for ids in _chunks(list(kinds)):
+            for c in self.pages(f"posts/{';'.join(map(str, ids))}/comments", comment_window):
+                try:
+                    cid, post, created = int(c["comment_id"]), int(c["post_id"]), _when(c["creation_date"])
+                except (KeyError, TypeError, ValueError):
+                    yield Rejected("stackexchange comment without comment_id, post_id or creation_date", c)
+                    continue
+                if not in_window(created) or post not in kinds:
+                    continue
+                # A comment addressed to someone (@name) answers them; otherwise the post's owner.
+                replied = _account(c.get("reply_to_user")) if c.get("reply_to_user") else owners.get(post)
+                yield RawEvent(
+                    record_type="reply",
+                    record_id=f"comment:{cid}",
+                    occurred_at=created,
+                    thread_id=f"question:{threads[post]}",
+                    parent_id=f"{kinds[post]}:{post}",
+                    account_id=_account(c.get("owner")),
+                    parent_account_id=replied,
+                    is_bot=_is_bot(c.get("owner")),
+                    text=_text(c.get("body")),
+                )
