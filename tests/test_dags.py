@@ -1,0 +1,89 @@
+"""The DAG files: import cleanly, parse fast, and are wired the way the design says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+DAGS = ROOT / "dags"
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+        "PYTHONPATH": str(ROOT),
+    }
+    subprocess.run([sys.executable, "-m", "agora.warehouse", "parse"], cwd=ROOT, env=env, check=True)
+    return env
+
+
+PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import airflow.sdk, airflow.models  # Airflow's own import, paid by every DAG processor
+from airflow.models.dagbag import DagBag
+t1 = time.perf_counter()
+timings = {}
+dags = {}
+errors = {}
+for f in sys.argv[1:]:
+    t = time.perf_counter()
+    bag = DagBag(dag_folder=f, include_examples=False)
+    timings[f] = time.perf_counter() - t
+    errors.update({k: str(v) for k, v in bag.import_errors.items()})
+    for dag_id, dag in bag.dags.items():
+        dags[dag_id] = {
+            "tasks": sorted(dag.task_ids),
+            "schedule": str(dag.timetable.summary),
+            "pools": sorted({t.pool for t in dag.tasks}),
+            "outlets": sorted({str(getattr(o, "uri", getattr(o, "name", o))) for t in dag.tasks for o in t.outlets}),
+        }
+print(json.dumps({"airflow_import": t1 - t0, "parse": timings, "errors": errors, "dags": dags}))
+"""
+
+
+@pytest.fixture(scope="module")
+def probe(airflow_env):
+    files = sorted(str(p) for p in DAGS.glob("*.py"))
+    res = subprocess.run([sys.executable, "-c", PROBE, *files], env=airflow_env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_no_import_errors(probe):
+    assert probe["errors"] == {}
+    assert {"agora_ingest", "agora_transform"} <= set(probe["dags"])
+
+
+def test_dag_files_parse_fast(probe):
+    # Loose bound against regressions (top-level I/O, heavy imports); bench/ measures it precisely.
+    for path, seconds in probe["parse"].items():
+        assert seconds < 3, f"{path} took {seconds:.2f}s to parse"
+
+
+def test_ingest_maps_one_task_per_source_and_emits_landing(probe):
+    ingest = probe["dags"]["agora_ingest"]
+    assert {"list_sources", "extract", "landing_ready"} <= set(ingest["tasks"])
+    assert "agora://landing" in ingest["outlets"]
+
+
+def test_transform_is_asset_scheduled_and_serialises_warehouse_writers(probe):
+    transform = probe["dags"]["agora_transform"]
+    assert "agora://landing" in transform["schedule"] or "Asset" in transform["schedule"]
+    assert {"landing_contract", "mart_contract", "publish"} <= set(transform["tasks"])
+    assert any(t.startswith("dbt.") for t in transform["tasks"]), "dbt models run through Cosmos"
+    assert "agora_warehouse" in transform["pools"]
+    assert "agora://serving/marts" in transform["outlets"]
