@@ -1,0 +1,323 @@
+"""Discourse forums: public topics and posts, read through the JSON API.
+
+Endpoints: ``/categories.json`` (which categories are public), ``/latest.json`` (topics
+ordered by last activity, paged), ``/t/{id}.json`` (a topic's first posts and the ids of
+all of them) and ``/t/{id}/posts.json?post_ids[]=...`` (the rest, 20 at a time).
+
+Public only, decided here: an API key with staff rights also sees read-restricted
+categories, whispers, deleted and hidden posts and unlisted topics, so every one of them
+is dropped and counted by reason. Of each post only ids, times, post number/type, the
+reply link and the visibility flags are read; ``cooked`` (public HTML) is passed on in
+memory for keyword tags and never stored. Usernames, names and avatars are never read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from agora.config import ConfigError
+from agora.envelope import RawEvent, Rejected
+from connectors.base import Connector
+from connectors.http import HttpClient, HttpError
+
+#: Discourse answers /t/{id}/posts.json for up to this many ids; its own web client asks for 20.
+POSTS_CHUNK = 20
+REGULAR, MODERATOR_ACTION, SMALL_ACTION, WHISPER = 1, 2, 3, 4
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Discourse timestamps are ISO 8601 (``...Z`` or with an offset); None if unusable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+        return int(value)
+    return None
+
+
+def _plain(html: Any) -> str:
+    return _TAGS.sub(" ", html) if isinstance(html, str) else ""
+
+
+class DiscourseConnector(Connector):
+    platform = "discourse"
+    version = "0.1.0"
+    drop_reasons = (
+        "restricted_category",  # topic in a read-restricted (or unlisted-to-us) category
+        "category_not_selected",  # public, but not in the configured `categories`
+        "private_message",
+        "unlisted",  # topic hidden from lists by staff (visible: false)
+        "topic_unavailable",  # listed, then 403/404 when fetched (deleted or made private)
+        "not_public",  # whisper: staff-only post
+        "action_post",  # moderator/small action ("closed this topic"): not a contribution
+        "deleted",  # deleted by staff or withdrawn by its author
+        "hidden",  # hidden after flags
+        "no_account",  # author account removed: nothing to attribute it to
+    )
+    fields_read = (
+        "category_list.categories[].id",
+        "category_list.categories[].slug",
+        "category_list.categories[].read_restricted",
+        "category_list.categories[].parent_category_id",
+        "category_list.categories[].subcategory_list",
+        "topic_list.topics[].id",
+        "topic_list.topics[].category_id",
+        "topic_list.topics[].created_at",
+        "topic_list.topics[].bumped_at",
+        "topic_list.topics[].last_posted_at",
+        "topic_list.topics[].archetype",
+        "topic_list.topics[].visible",
+        "topic_list.topics[].pinned",
+        "topic_list.topics[].pinned_globally",
+        "topic_list.more_topics_url",
+        "title",
+        "post_stream.stream",
+        "post_stream.posts[].id",
+        "post_stream.posts[].user_id",
+        "post_stream.posts[].created_at",
+        "post_stream.posts[].post_number",
+        "post_stream.posts[].reply_to_post_number",
+        "post_stream.posts[].post_type",
+        "post_stream.posts[].deleted_at",
+        "post_stream.posts[].user_deleted",
+        "post_stream.posts[].hidden",
+        "post_stream.posts[].cooked",
+    )
+
+    def __init__(self, source: Any, *, root: Any = None, log: Any = None):
+        super().__init__(source, root=root, log=log)
+        self.http = HttpClient(
+            str(source.base_url),
+            headers=self._auth_headers(source),
+            timeout=source.timeout_seconds,
+            max_retries=source.max_retries,
+            log=self.log,
+        )
+
+    @staticmethod
+    def _auth_headers(source: Any) -> dict[str, str]:
+        """Api-Key from `token_env`; Api-Username (needed by all-user keys) from `<token_env>_USERNAME`."""
+        if not source.token_env:
+            return {}
+        key = os.environ.get(source.token_env)
+        if not key:
+            raise ConfigError(f"sources.{source.name}.token_env: environment variable {source.token_env} is unset")
+        headers = {"Api-Key": key}
+        user = os.environ.get(f"{source.token_env}_USERNAME")
+        if user:
+            headers["Api-Username"] = user
+        return headers
+
+    # -- categories -------------------------------------------------------------------
+
+    def _categories(self) -> tuple[set[int], set[int]]:
+        """(ids of public categories, ids of public categories selected by config)."""
+        data, _ = self.http.get_json("categories.json", {"include_subcategories": "true"})
+        flat: dict[int, tuple[str, bool, int | None]] = {}
+
+        def walk(cats: Any, parent: int | None) -> None:
+            for c in cats or []:
+                cid = _int(c.get("id")) if isinstance(c, dict) else None
+                if cid is None:
+                    continue
+                parent_id = _int(c.get("parent_category_id")) or parent
+                flat[cid] = (str(c.get("slug") or ""), bool(c.get("read_restricted")), parent_id)
+                walk(c.get("subcategory_list"), cid)
+
+        walk(((data or {}).get("category_list") or {}).get("categories"), None)
+
+        def restricted(cid: int, depth: int = 0) -> bool:
+            slug, restr, parent = flat[cid]
+            if restr:
+                return True
+            return parent is not None and parent in flat and depth < 5 and restricted(parent, depth + 1)
+
+        public = {cid for cid in flat if not restricted(cid)}
+        wanted = set(self.source.categories)
+        if not wanted:
+            return public, public
+        unknown = wanted - {flat[c][0] for c in flat}
+        if unknown:
+            raise ConfigError(
+                f"sources.{self.source.name}.categories: no such category slug(s): {', '.join(sorted(unknown))}"
+            )
+        selected = {c for c in public if flat[c][0] in wanted or (flat[c][2] in flat and flat[flat[c][2]][0] in wanted)}
+        return public, selected
+
+    # -- topics -----------------------------------------------------------------------
+
+    def _latest(self, since: datetime | None) -> Iterator[dict]:
+        """Topics by last activity, newest first; stop at the first unpinned topic older than `since`.
+
+        Pinned topics sit on top of page 0 whatever their age, so they never stop the paging.
+        """
+        page = 0
+        while True:
+            data, _ = self.http.get_json("latest.json", {"order": "activity", "page": page})
+            topic_list = (data or {}).get("topic_list") or {}
+            topics = topic_list.get("topics") or []
+            reached_old = False
+            for t in topics:
+                if not isinstance(t, dict):
+                    continue
+                bumped = parse_time(t.get("bumped_at")) or parse_time(t.get("last_posted_at"))
+                if since is not None and bumped is not None and bumped < since:
+                    if not (t.get("pinned") or t.get("pinned_globally")):
+                        reached_old = True
+                    continue
+                yield t
+            if reached_old or not topics or not topic_list.get("more_topics_url"):
+                return
+            page += 1
+
+    def _topic_posts(self, topic_id: int) -> tuple[dict, list[dict]]:
+        data, _ = self.http.get_json(f"t/{topic_id}.json")
+        stream = (data or {}).get("post_stream") or {}
+        posts = [p for p in stream.get("posts") or [] if isinstance(p, dict)]
+        have = {p.get("id") for p in posts}
+        missing = [i for i in stream.get("stream") or [] if i not in have]
+        for start in range(0, len(missing), POSTS_CHUNK):
+            chunk = missing[start : start + POSTS_CHUNK]
+            more, _ = self.http.get_json(f"t/{topic_id}/posts.json", [("post_ids[]", i) for i in chunk])
+            posts.extend(p for p in ((more or {}).get("post_stream") or {}).get("posts") or [] if isinstance(p, dict))
+        return data or {}, posts
+
+    def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
+        public, selected = self._categories()
+        seen: set[int] = set()
+        for t in self._latest(since):
+            topic_id = _int(t.get("id"))
+            if topic_id is None:
+                yield Rejected("discourse topic without a usable id", payload=t)
+                continue
+            if topic_id in seen:  # bumped while we were paging: it moved to a later page
+                continue
+            seen.add(topic_id)
+            created = parse_time(t.get("created_at"))
+            if created is not None and created >= until:
+                continue  # none of its posts can fall before `until`
+            reason = self._topic_drop_reason(t, public, selected)
+            if reason:
+                self.drop(reason)
+                continue
+            try:
+                topic, posts = self._topic_posts(topic_id)
+            except HttpError as e:
+                if e.status in (403, 404, 410):
+                    self.drop("topic_unavailable")
+                    continue
+                raise
+            # The topic itself may say more than the list did (moved, made private).
+            reason = self._topic_drop_reason({**t, **_topic_fields(topic)}, public, selected)
+            if reason:
+                self.drop(reason)
+                continue
+            yield from self._posts_to_events(topic_id, topic.get("title"), posts, since, until)
+
+    @staticmethod
+    def _topic_drop_reason(t: dict, public: set[int], selected: set[int]) -> str | None:
+        if t.get("archetype") == "private_message":
+            return "private_message"
+        cid = _int(t.get("category_id"))
+        if cid is None or cid not in public:
+            return "restricted_category"
+        if cid not in selected:
+            return "category_not_selected"
+        if t.get("visible") is False:
+            return "unlisted"
+        return None
+
+    # -- posts ------------------------------------------------------------------------
+
+    @staticmethod
+    def _post_drop_reason(p: dict) -> str | None:
+        ptype = _int(p.get("post_type")) or REGULAR
+        if ptype == WHISPER:
+            return "not_public"
+        if ptype in (MODERATOR_ACTION, SMALL_ACTION):
+            return "action_post"
+        if p.get("deleted_at") or p.get("user_deleted"):
+            return "deleted"
+        if p.get("hidden"):
+            return "hidden"
+        if _int(p.get("user_id")) is None:
+            return "no_account"
+        if ptype != REGULAR:
+            return "not_public"  # a post type we do not know: assume the worst
+        return None
+
+    def _posts_to_events(
+        self, topic_id: int, title: Any, posts: list[dict], since: datetime | None, until: datetime
+    ) -> Iterator[RawEvent | Rejected]:
+        parsed: list[tuple[dict, int, int, datetime]] = []
+        for p in posts:
+            pid, number, created = _int(p.get("id")), _int(p.get("post_number")), parse_time(p.get("created_at"))
+            if pid is None or number is None or created is None:
+                what = "id" if pid is None else "post_number" if number is None else "created_at"
+                yield Rejected(
+                    f"discourse post without a usable {what}",
+                    payload=p,
+                    record_id=None if pid is None else str(pid),
+                )
+                continue
+            parsed.append((p, pid, number, created))
+        parsed.sort(key=lambda x: x[2])
+        # Replies link only to public posts: a reply to a whisper or a deleted post hangs off the root.
+        public_by_number = {n: p for p, _, n, _ in parsed if self._post_drop_reason(p) is None}
+        root = public_by_number.get(1)
+        for p, pid, number, created in parsed:
+            if (since is not None and created < since) or created >= until:
+                continue
+            reason = self._post_drop_reason(p)
+            if reason:
+                self.drop(reason)
+                continue
+            account = _int(p["user_id"])
+            text = _plain(p.get("cooked"))
+            if number == 1:
+                yield RawEvent(
+                    record_type="thread",
+                    record_id=str(pid),
+                    occurred_at=created,
+                    thread_id=str(topic_id),
+                    account_id=str(account),
+                    is_bot=account <= 0,
+                    text=f"{title if isinstance(title, str) else ''}\n{text}",
+                )
+                continue
+            target = _int(p.get("reply_to_post_number"))
+            parent = public_by_number.get(target) if target is not None else None
+            parent = parent or root
+            parent_account = _int(parent.get("user_id")) if parent else None
+            yield RawEvent(
+                record_type="reply",
+                record_id=str(pid),
+                occurred_at=created,
+                thread_id=str(topic_id),
+                parent_id=str(parent["id"]) if parent else None,
+                account_id=str(account),
+                parent_account_id=None if parent_account is None else str(parent_account),
+                is_bot=account <= 0,
+                text=text,
+            )
+
+
+def _topic_fields(topic: dict) -> dict:
+    """The few topic-level fields that decide visibility, as /t/{id}.json states them."""
+    return {k: topic[k] for k in ("archetype", "category_id", "visible") if k in topic}
