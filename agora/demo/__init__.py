@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -45,8 +46,8 @@ class DemoCommunity:
     community: Community
     #: Every raw handle, display name and account-id string: none of them may reach disk.
     handles: list[str]
-    start: object = START
-    end: object = END
+    start: datetime = START
+    end: datetime = END  # exclusive
 
     def stop(self) -> None:
         self.server.stop()

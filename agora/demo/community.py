@@ -552,7 +552,7 @@ class _Builder:
         t = self.thread(
             2, author, at, rng.choice(DISCUSSION_TITLES).format(s=s), "discussion", f"What do you think about {s}?"
         )
-        n = 25 + rng.randrange(40) if rng.random() < 0.05 else int(rng.expovariate(1 / 3))
+        n = 25 + rng.randrange(40) if rng.random() < 0.1 else int(rng.expovariate(1 / 3))
         clock = at
         for _ in range(n):
             clock += timedelta(hours=rng.expovariate(1 / 14))
