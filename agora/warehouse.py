@@ -1,0 +1,217 @@
+"""Run the dbt project (`dbt_project/`) against the warehouse a config describes.
+
+dbt runs as a subprocess of the same venv, never in-process: a dbt-duckdb connection
+left open inside a long-lived process (an Airflow worker, `dag.test()`) makes the next
+DuckDB open fail, and a subprocess also isolates dbt's global state and logging.
+Every setting reaches dbt through environment variables (`dbt_env`), exactly as Cosmos
+passes them inside Airflow, so both run the same project the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agora.config import AgoraConfig, ConfigError
+from agora.landing import landing_files
+
+log = logging.getLogger("agora.warehouse")
+
+PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+WAREHOUSE_FILE = "agora.duckdb"
+KPI_DEFINITIONS = PROJECT_DIR / "seeds" / "kpi_definitions.csv"
+
+# Outcomes dbt writes to run_results.json that mean "this node broke".
+_FAILED = {"error", "fail", "runtime error"}
+
+
+class WarehouseError(RuntimeError):
+    """dbt could not build the warehouse; the message names what failed and why."""
+
+
+@dataclass
+class BuildResult:
+    warehouse: str
+    seconds: float
+    models_passed: int = 0
+    tests_passed: int = 0
+    unit_tests_passed: int = 0
+    seeds_passed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def warehouse_path(cfg: AgoraConfig) -> str:
+    """The DuckDB file dbt builds: `<paths.warehouse>/agora.duckdb`."""
+    return os.path.join(cfg.path("warehouse"), WAREHOUSE_FILE)
+
+
+def known_kpis() -> list[str]:
+    with KPI_DEFINITIONS.open(newline="") as f:
+        return [row["kpi"] for row in csv.DictReader(f)]
+
+
+def dbt_env(cfg: AgoraConfig) -> dict[str, str]:
+    """The environment variables the dbt project reads (see dbt_project.yml).
+
+    Cosmos gets the same dict (`ProfileConfig`/`operator_args={"env": ...}`), so a DAG
+    and the CLI build identical warehouses from one agora.yml.
+    """
+    unknown = sorted(set(cfg.kpis.targets) - set(known_kpis()))
+    if unknown:
+        raise ConfigError(f"kpis.targets: unknown KPI {unknown[0]!r} (known: {', '.join(known_kpis())})")
+    return {
+        "AGORA_WAREHOUSE_PATH": warehouse_path(cfg),
+        "AGORA_LANDING_ROOT": cfg.path("landing").rstrip("/"),
+        "AGORA_K_MIN": str(cfg.privacy.k_min),
+        "AGORA_KPI_TARGETS": json.dumps(cfg.kpis.targets, sort_keys=True),
+        "AGORA_COMMUNITY": cfg.community,
+    }
+
+
+def _dbt_executable() -> str:
+    """dbt from this interpreter's venv, so the subprocess runs the locked versions."""
+    candidate = Path(sys.executable).with_name("dbt")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("dbt")
+    if not found:
+        raise WarehouseError(f"dbt not found next to {sys.executable} nor on PATH")
+    return found
+
+
+def run_dbt(
+    cfg: AgoraConfig | None,
+    args: list[str],
+    *,
+    target_path: str | os.PathLike | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `dbt <args>` on our project; raise WarehouseError naming failed nodes if it fails.
+
+    `cfg=None` runs with the project's defaults (what Cosmos sees at DAG-parse time).
+    `target_path` keeps artifacts of throwaway runs (tests) out of `dbt_project/target`.
+    """
+    env = {**os.environ, **(dbt_env(cfg) if cfg is not None else {})}
+    if cfg is not None and "://" not in env["AGORA_WAREHOUSE_PATH"]:
+        # DuckDB creates the file but not its directory.
+        Path(env["AGORA_WAREHOUSE_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DBT_VERSION_CHECK", "false")
+    target = Path(target_path) if target_path else PROJECT_DIR / "target"
+    cmd = [
+        _dbt_executable(),
+        *args,
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_DIR),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target / "logs"),
+    ]
+    started = time.time()
+    log.info("dbt %s", " ".join(args))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_DIR)
+    log.info("dbt %s finished in %.1f s (exit %d)", args[0] if args else "", time.time() - started, proc.returncode)
+    if check and proc.returncode != 0:
+        raise WarehouseError(_failure_summary(args, proc, target / "run_results.json", started))
+    return proc
+
+
+def _run_results(path: Path, since: float) -> list[dict[str, Any]]:
+    """Results of *this* invocation only: an older file left by a previous run is ignored."""
+    if not path.exists() or path.stat().st_mtime < since - 1:
+        return []
+    return json.loads(path.read_text()).get("results", [])
+
+
+def _node_name(unique_id: str) -> tuple[str, str, str]:
+    """`test.agora.not_null_x.5bc6` -> ("test", "agora", "not_null_x"); unit tests keep `model::test`."""
+    kind, package, *rest = unique_id.split(".")
+    if kind == "unit_test":
+        return kind, package, "::".join(rest)
+    return kind, package, rest[0] if rest else ""
+
+
+def _failure_summary(args: list[str], proc: subprocess.CompletedProcess, results_path: Path, since: float) -> str:
+    failed = [r for r in _run_results(results_path, since) if r.get("status") in _FAILED]
+    lines = [f"dbt {' '.join(args[:1])} failed (exit {proc.returncode})"]
+    for r in failed:
+        kind, _, name = _node_name(r["unique_id"])
+        message = (r.get("message") or "").strip().splitlines()
+        lines.append(f"  {kind} {name}: {r['status']}: {' '.join(m.strip() for m in message)[:500]}")
+    if not failed:
+        # Failures before any node ran (parse errors, a locked file, no landing data):
+        # dbt's own error lines are the best summary there is.
+        output = (proc.stdout + "\n" + proc.stderr).splitlines()
+        errors = [ln for ln in output if "error" in ln.lower()] or output[-15:]
+        lines.extend(f"  {ln.strip()}" for ln in errors[-15:])
+    return "\n".join(lines)
+
+
+def build(
+    cfg: AgoraConfig,
+    full_refresh: bool = False,
+    *,
+    target_path: str | os.PathLike | None = None,
+    select: list[str] | None = None,
+) -> BuildResult:
+    """`dbt build`: seeds, models, unit and data tests, in DAG order; fail on any failure."""
+    landing = cfg.path("landing")
+    if not landing_files(landing):
+        raise WarehouseError(f"no landing data under {landing}: run `agora extract` first")
+    path = warehouse_path(cfg)
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if select:
+        args += ["--select", *select]
+    started = time.time()
+    run_dbt(cfg, args, target_path=target_path)
+    target = Path(target_path) if target_path else PROJECT_DIR / "target"
+    result = BuildResult(warehouse=path, seconds=round(time.time() - started, 2))
+    for r in _run_results(target / "run_results.json", started):
+        kind = r["unique_id"].split(".", 1)[0]
+        if r.get("status") == "warn":
+            result.warnings.append(r["unique_id"])
+        if r.get("status") not in ("success", "pass"):
+            continue
+        if kind == "model":
+            result.models_passed += 1
+        elif kind == "test":
+            result.tests_passed += 1
+        elif kind == "unit_test":
+            result.unit_tests_passed += 1
+        elif kind == "seed":
+            result.seeds_passed += 1
+    log.info(
+        "warehouse built in %.1f s: %d models, %d data tests, %d unit tests",
+        result.seconds,
+        result.models_passed,
+        result.tests_passed,
+        result.unit_tests_passed,
+    )
+    return result
+
+
+def parse(cfg: AgoraConfig | None = None, *, target_path: str | os.PathLike | None = None) -> Path:
+    """Write `target/manifest.json`, which Cosmos (LoadMode.DBT_MANIFEST) and the mart contract read."""
+    run_dbt(cfg, ["parse"], target_path=target_path)
+    manifest = (Path(target_path) if target_path else PROJECT_DIR / "target") / "manifest.json"
+    if not manifest.exists():
+        raise WarehouseError(f"dbt parse did not write {manifest}")
+    return manifest

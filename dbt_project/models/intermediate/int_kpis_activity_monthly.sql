@@ -1,0 +1,214 @@
+-- Activity and retention KPIs per month and platform (and `all`), unsuppressed:
+-- contributions, active_members, retention_rate, churn_rate, reactivated_members,
+-- contributor_absence_factor, top_decile_share.
+with
+
+months as (
+    select * from {{ ref('int_platform_months') }}
+),
+
+active as (
+    select * from {{ ref('int_members_active_monthly') }}
+),
+
+active_with_rollup as (
+    select
+        active.platform,
+        active.member_key,
+        active.activity_month,
+        active.contributions
+    from active
+
+    union all
+
+    select
+        'all' as platform,
+        active.member_key,
+        active.activity_month,
+        active.contributions
+    from active
+),
+
+ranked as (
+    -- Members ranked by contributions within their month, for the concentration KPIs.
+    select
+        active_with_rollup.platform,
+        active_with_rollup.activity_month,
+        active_with_rollup.contributions,
+        row_number() over (
+            partition by active_with_rollup.platform, active_with_rollup.activity_month
+            order by active_with_rollup.contributions desc, active_with_rollup.member_key
+        ) as contribution_rank,
+        sum(active_with_rollup.contributions) over (
+            partition by active_with_rollup.platform, active_with_rollup.activity_month
+            order by active_with_rollup.contributions desc, active_with_rollup.member_key
+            rows between unbounded preceding and current row
+        ) as running_contributions,
+        sum(active_with_rollup.contributions) over (
+            partition by active_with_rollup.platform, active_with_rollup.activity_month
+        ) as month_contributions,
+        count(*) over (
+            partition by active_with_rollup.platform, active_with_rollup.activity_month
+        ) as month_members
+    from active_with_rollup
+),
+
+concentration as (
+    select
+        ranked.platform,
+        ranked.activity_month,
+        -- CHAOSS contributor absence factor: fewest members making > 50 % of contributions.
+        min(case when ranked.running_contributions * 2 > ranked.month_contributions then ranked.contribution_rank end)
+            as absence_factor,
+        -- The most active 10 % of members, rounded up so a month always has at least one.
+        sum(case when ranked.contribution_rank <= ceil(ranked.month_members / 10.0) then ranked.contributions else 0 end)
+            as top_decile_contributions
+    from ranked
+    group by ranked.platform, ranked.activity_month
+),
+
+history as (
+    -- For each member-month: were they active the month before, or at any earlier month?
+    select
+        current_month.platform,
+        current_month.activity_month,
+        current_month.member_key,
+        max(case
+            when earlier.activity_month = {{ dbt.dateadd('month', -1, 'current_month.activity_month') }} then 1
+            else 0
+        end) as active_last_month,
+        max(case when earlier.activity_month is not null then 1 else 0 end) as active_before
+    from active_with_rollup as current_month
+    left join active_with_rollup as earlier
+        on
+            earlier.platform = current_month.platform
+            and earlier.member_key = current_month.member_key
+            and earlier.activity_month < current_month.activity_month
+    group by current_month.platform, current_month.activity_month, current_month.member_key
+),
+
+monthly as (
+    select
+        months.month,
+        months.platform,
+        count(active_with_rollup.member_key) as active_members,
+        coalesce(sum(active_with_rollup.contributions), 0) as contributions
+    from months
+    left join active_with_rollup
+        on
+            active_with_rollup.platform = months.platform
+            and active_with_rollup.activity_month = months.month
+    group by months.month, months.platform
+),
+
+returning_history as (
+    select
+        history.platform,
+        history.activity_month,
+        sum(history.active_last_month) as retained_members,
+        sum(case when history.active_last_month = 0 and history.active_before = 1 then 1 else 0 end)
+            as reactivated_members
+    from history
+    group by history.platform, history.activity_month
+),
+
+with_previous as (
+    select
+        monthly.month,
+        monthly.platform,
+        monthly.active_members,
+        monthly.contributions,
+        coalesce(previous.active_members, 0) as previous_active_members,
+        coalesce(returning_history.retained_members, 0) as retained_members,
+        coalesce(returning_history.reactivated_members, 0) as reactivated_members,
+        concentration.absence_factor,
+        concentration.top_decile_contributions
+    from monthly
+    left join monthly as previous
+        on
+            previous.platform = monthly.platform
+            and previous.month = {{ dbt.dateadd('month', -1, 'monthly.month') }}
+    left join returning_history
+        on
+            returning_history.platform = monthly.platform
+            and returning_history.activity_month = monthly.month
+    left join concentration
+        on
+            concentration.platform = monthly.platform
+            and concentration.activity_month = monthly.month
+),
+
+final as (
+    select
+        with_previous.month,
+        with_previous.platform,
+        'contributions' as kpi,
+        cast(with_previous.contributions as double precision) as value,
+        with_previous.active_members as group_size
+    from with_previous
+
+    union all
+
+    select
+        with_previous.month,
+        with_previous.platform,
+        'active_members' as kpi,
+        cast(with_previous.active_members as double precision) as value,
+        with_previous.active_members as group_size
+    from with_previous
+
+    union all
+
+    select
+        with_previous.month,
+        with_previous.platform,
+        'retention_rate' as kpi,
+        cast(with_previous.retained_members as double precision)
+        / nullif(with_previous.previous_active_members, 0) as value,
+        with_previous.previous_active_members as group_size
+    from with_previous
+
+    union all
+
+    select
+        with_previous.month,
+        with_previous.platform,
+        'churn_rate' as kpi,
+        1 - cast(with_previous.retained_members as double precision)
+        / nullif(with_previous.previous_active_members, 0) as value,
+        with_previous.previous_active_members as group_size
+    from with_previous
+
+    union all
+
+    select
+        with_previous.month,
+        with_previous.platform,
+        'reactivated_members' as kpi,
+        cast(with_previous.reactivated_members as double precision) as value,
+        with_previous.reactivated_members as group_size
+    from with_previous
+
+    union all
+
+    select
+        with_previous.month,
+        with_previous.platform,
+        'contributor_absence_factor' as kpi,
+        cast(with_previous.absence_factor as double precision) as value,
+        with_previous.active_members as group_size
+    from with_previous
+
+    union all
+
+    select
+        with_previous.month,
+        with_previous.platform,
+        'top_decile_share' as kpi,
+        cast(with_previous.top_decile_contributions as double precision)
+        / nullif(with_previous.contributions, 0) as value,
+        with_previous.active_members as group_size
+    from with_previous
+)
+
+select * from final

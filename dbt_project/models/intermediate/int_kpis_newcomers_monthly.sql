@@ -1,0 +1,64 @@
+-- new_members and returning_newcomer_rate per month and platform (and `all`), unsuppressed.
+-- The month of a newcomer is the UTC month of their first contribution. The last 30 days
+-- of data are provisional: a newcomer there may still come back.
+with
+
+months as (
+    select * from {{ ref('int_platform_months') }}
+),
+
+newcomers as (
+    select
+        first_contributions.platform,
+        first_contributions.member_key,
+        first_contributions.first_month,
+        first_contributions.returned_within_30_days
+    from {{ ref('int_members_first_contributions') }} as first_contributions
+),
+
+newcomers_with_rollup as (
+    select * from newcomers
+    union all
+    select
+        'all' as platform,
+        newcomers.member_key,
+        newcomers.first_month,
+        newcomers.returned_within_30_days
+    from newcomers
+),
+
+monthly as (
+    select
+        months.month,
+        months.platform,
+        count(newcomers_with_rollup.member_key) as new_members,
+        sum(case when newcomers_with_rollup.returned_within_30_days then 1 else 0 end) as returned_members
+    from months
+    left join newcomers_with_rollup
+        on
+            newcomers_with_rollup.platform = months.platform
+            and newcomers_with_rollup.first_month = months.month
+    group by months.month, months.platform
+),
+
+final as (
+    select
+        monthly.month,
+        monthly.platform,
+        'new_members' as kpi,
+        cast(monthly.new_members as double precision) as value,
+        monthly.new_members as group_size
+    from monthly
+
+    union all
+
+    select
+        monthly.month,
+        monthly.platform,
+        'returning_newcomer_rate' as kpi,
+        cast(monthly.returned_members as double precision) / nullif(monthly.new_members, 0) as value,
+        monthly.new_members as group_size
+    from monthly
+)
+
+select * from final

@@ -1,0 +1,34 @@
+-- support_page_views per month for the wiki (and `all`), unsuppressed. Pageviews are
+-- public aggregates; their group size is the number of views they add up.
+with
+
+pageviews as (
+    select
+        'mediawiki' as platform,
+        cast({{ dbt.date_trunc('month', 'page_days.viewed_on') }} as date) as month,
+        page_days.views
+    from {{ ref('stg_mediawiki__pageviews') }} as page_days
+),
+
+pageviews_with_rollup as (
+    select * from pageviews
+    union all
+    select
+        'all' as platform,
+        pageviews.month,
+        pageviews.views
+    from pageviews
+),
+
+final as (
+    select
+        pageviews_with_rollup.month,
+        pageviews_with_rollup.platform,
+        'support_page_views' as kpi,
+        cast(sum(pageviews_with_rollup.views) as double precision) as value,
+        coalesce(sum(pageviews_with_rollup.views), 0) as group_size
+    from pageviews_with_rollup
+    group by pageviews_with_rollup.month, pageviews_with_rollup.platform
+)
+
+select * from final

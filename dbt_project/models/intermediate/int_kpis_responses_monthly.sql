@@ -1,0 +1,65 @@
+-- Responsiveness to members' threads per month opened and platform (and `all`),
+-- unsuppressed. Threads opened by staff (announcements) or bots are not questions
+-- the community waits on, so they are left out.
+with
+
+months as (
+    select * from {{ ref('int_platform_months') }}
+),
+
+threads as (
+    select
+        first_responses.platform,
+        first_responses.opened_month,
+        first_responses.hours_to_first_response
+    from {{ ref('int_threads_first_responses') }} as first_responses
+    where first_responses.opened_by_member
+),
+
+threads_with_rollup as (
+    select * from threads
+    union all
+    select
+        'all' as platform,
+        threads.opened_month,
+        threads.hours_to_first_response
+    from threads
+),
+
+monthly as (
+    select
+        months.month,
+        months.platform,
+        count(threads_with_rollup.opened_month) as threads_opened,
+        count(threads_with_rollup.hours_to_first_response) as threads_answered,
+        sum(case when threads_with_rollup.hours_to_first_response <= 48 then 1 else 0 end) as answered_within_48h,
+        {{ median('threads_with_rollup.hours_to_first_response') }} as median_hours
+    from months
+    left join threads_with_rollup
+        on
+            threads_with_rollup.platform = months.platform
+            and threads_with_rollup.opened_month = months.month
+    group by months.month, months.platform
+),
+
+final as (
+    select
+        monthly.month,
+        monthly.platform,
+        'median_hours_to_first_response' as kpi,
+        cast(monthly.median_hours as double precision) as value,
+        monthly.threads_answered as group_size
+    from monthly
+
+    union all
+
+    select
+        monthly.month,
+        monthly.platform,
+        'response_rate_48h' as kpi,
+        cast(monthly.answered_within_48h as double precision) / nullif(monthly.threads_opened, 0) as value,
+        monthly.threads_opened as group_size
+    from monthly
+)
+
+select * from final

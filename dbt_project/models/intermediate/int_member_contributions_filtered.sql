@@ -1,0 +1,28 @@
+-- Contributions of members: a member is a non-bot, non-staff account (design §5).
+with
+
+posts as (
+    select * from {{ ref('int_posts_unioned') }}
+),
+
+final as (
+    select
+        posts.source,
+        posts.platform,
+        posts.post_type,
+        posts.post_id,
+        posts.thread_id,
+        posts.actor,
+        posts.parent_actor,
+        posts.account_key as member_key,
+        posts.posted_at,
+        posts.posted_on,
+        posts.posted_month
+    from posts
+    where
+        posts.actor is not null
+        and not posts.is_bot
+        and not posts.is_staff
+)
+
+select * from final

@@ -1,0 +1,57 @@
+-- Each member's first contribution per platform, and whether they came back on a later
+-- UTC day within 30 days of it (a same-day second post is not a return; day 30 is).
+with
+
+contributions as (
+    select * from {{ ref('int_member_contributions_filtered') }}
+),
+
+firsts as (
+    select
+        contributions.platform,
+        contributions.member_key,
+        min(contributions.posted_at) as first_contributed_at
+    from contributions
+    group by contributions.platform, contributions.member_key
+),
+
+first_days as (
+    select
+        firsts.platform,
+        firsts.member_key,
+        firsts.first_contributed_at,
+        cast(firsts.first_contributed_at as date) as first_contributed_on,
+        cast({{ dbt.date_trunc('month', 'firsts.first_contributed_at') }} as date) as first_month
+    from firsts
+),
+
+returns as (
+    select
+        first_days.platform,
+        first_days.member_key,
+        count(distinct later.posted_on) as return_days
+    from first_days
+    inner join contributions as later
+        on
+            later.platform = first_days.platform
+            and later.member_key = first_days.member_key
+            and {{ dbt.datediff('first_days.first_contributed_on', 'later.posted_on', 'day') }} between 1 and 30
+    group by first_days.platform, first_days.member_key
+),
+
+final as (
+    select
+        first_days.platform,
+        first_days.member_key,
+        first_days.first_contributed_at,
+        first_days.first_contributed_on,
+        first_days.first_month,
+        coalesce(returns.return_days, 0) > 0 as returned_within_30_days
+    from first_days
+    left join returns
+        on
+            returns.platform = first_days.platform
+            and returns.member_key = first_days.member_key
+)
+
+select * from final

@@ -1,0 +1,44 @@
+-- Authored public records of every community platform (var community_platforms), from
+-- every account: bots and staff stay here because responsiveness needs their replies.
+{%- set platforms = var('community_platforms') %}
+
+with
+
+{% for platform in platforms -%}
+{{ platform }}_posts as (
+    select * from {{ ref('stg_' ~ platform ~ '__posts') }}
+),
+
+{% endfor -%}
+
+unioned as (
+    {%- for platform in platforms %}
+    select * from {{ platform }}_posts
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
+final as (
+    select
+        unioned.source,
+        unioned.platform,
+        unioned.post_type,
+        unioned.post_id,
+        unioned.thread_id,
+        unioned.parent_post_id,
+        unioned.actor,
+        unioned.parent_actor,
+        unioned.posted_at,
+        unioned.is_bot,
+        unioned.is_staff,
+        -- Pseudonyms already differ per platform; the prefix makes the `all` rollup's
+        -- "distinct accounts" explicit instead of relying on that.
+        unioned.platform || ':' || unioned.actor as account_key,
+        cast(unioned.posted_at as date) as posted_on,
+        cast({{ dbt.date_trunc('month', 'unioned.posted_at') }} as date) as posted_month
+    from unioned
+)
+
+select * from final

@@ -1,0 +1,55 @@
+-- Each thread with its first response by another non-bot account. Staff replies count
+-- (answering is their job); the opener's own replies and bots' replies do not.
+with
+
+posts as (
+    select * from {{ ref('int_posts_unioned') }}
+),
+
+threads as (
+    select * from posts
+    where posts.post_type = 'thread'
+),
+
+responses as (
+    select * from posts
+    where
+        posts.post_type = 'reply'
+        and posts.actor is not null
+        and not posts.is_bot
+),
+
+first_responses as (
+    select
+        threads.source,
+        threads.thread_id,
+        min(responses.posted_at) as first_response_at
+    from threads
+    inner join responses
+        on
+            responses.source = threads.source
+            and responses.thread_id = threads.thread_id
+            and responses.posted_at >= threads.posted_at
+            and (threads.actor is null or responses.actor <> threads.actor)
+    group by threads.source, threads.thread_id
+),
+
+final as (
+    select
+        threads.source,
+        threads.platform,
+        threads.thread_id,
+        threads.posted_at as opened_at,
+        threads.posted_month as opened_month,
+        (threads.actor is not null and not threads.is_bot and not threads.is_staff) as opened_by_member,
+        first_responses.first_response_at,
+        {{ dbt.datediff('threads.posted_at', 'first_responses.first_response_at', 'second') }} / 3600.0
+            as hours_to_first_response
+    from threads
+    left join first_responses
+        on
+            first_responses.source = threads.source
+            and first_responses.thread_id = threads.thread_id
+)
+
+select * from final

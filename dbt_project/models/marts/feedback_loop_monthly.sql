@@ -1,0 +1,65 @@
+-- Acting on feedback: per month received and channel (and `all`), how many items were
+-- acted on and how many got a response back to the person who gave it.
+{%- set k_min = var('k_min', env_var('AGORA_K_MIN', '5')) | int %}
+with
+
+items as (
+    select
+        feedback_items.channel,
+        feedback_items.received_at,
+        feedback_items.acted_at,
+        feedback_items.responded_at
+    from {{ ref('int_feedback_items_pivoted') }} as feedback_items
+    where feedback_items.received_at is not null
+),
+
+items_with_rollup as (
+    select
+        items.channel,
+        cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
+        items.acted_at,
+        items.responded_at,
+        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action
+    from items
+
+    union all
+
+    select
+        'all' as channel,
+        cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
+        items.acted_at,
+        items.responded_at,
+        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action
+    from items
+),
+
+monthly as (
+    select
+        items_with_rollup.month,
+        coalesce(items_with_rollup.channel, 'unknown') as channel,
+        count(*) as received,
+        count(items_with_rollup.acted_at) as acted_on,
+        count(items_with_rollup.responded_at) as responded,
+        {{ median('items_with_rollup.days_to_action') }} as median_days_to_action
+    from items_with_rollup
+    group by items_with_rollup.month, coalesce(items_with_rollup.channel, 'unknown')
+),
+
+final as (
+    select
+        cast(monthly.month as date) as month,
+        cast(monthly.channel as varchar) as channel,
+        cast({{ suppressed_value('monthly.received', 'monthly.received', k_min) }} as bigint) as received,
+        cast({{ suppressed_value('monthly.acted_on', 'monthly.received', k_min) }} as bigint) as acted_on,
+        cast(
+            {{ suppressed_value('monthly.responded * 1.0 / monthly.received', 'monthly.received', k_min) }}
+            as double precision
+        ) as closed_loop_rate,
+        cast({{ suppressed_value('monthly.median_days_to_action', 'monthly.received', k_min) }} as double precision)
+            as median_days_to_action,
+        cast(monthly.received as bigint) as group_size,
+        cast({{ is_suppressed('monthly.received', k_min) }} as boolean) as is_suppressed
+    from monthly
+)
+
+select * from final

@@ -1,0 +1,44 @@
+-- Every KPI Agora publishes, what it means, and the community's target for it
+-- (agora.yml `kpis.targets`, passed in as AGORA_KPI_TARGETS).
+{%- set raw_targets = var('kpi_targets', env_var('AGORA_KPI_TARGETS', '{}')) %}
+{%- set targets = fromjson(raw_targets) if raw_targets is string else raw_targets %}
+
+with
+
+definitions as (
+    select * from {{ ref('kpi_definitions') }}
+),
+
+targets as (
+    {%- for kpi, target in (targets or {}).items() %}
+    select
+        '{{ kpi | replace("'", "''") }}' as kpi,
+        cast({{ target | float }} as double precision) as target
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select
+        cast(null as varchar) as kpi,
+        cast(null as double precision) as target
+    where false
+    {%- endfor %}
+),
+
+final as (
+    select
+        cast(definitions.kpi as varchar) as kpi,
+        cast(definitions.kind as varchar) as kind,
+        cast(definitions.nature as varchar) as nature,
+        cast(definitions.definition as varchar) as definition,
+        cast(definitions.unit as varchar) as unit,
+        cast(definitions.direction as varchar) as direction,
+        cast(targets.target as double precision) as target,
+        cast(definitions.mart as varchar) as mart,
+        cast(definitions.origin as varchar) as origin
+    from definitions
+    left join targets
+        on targets.kpi = definitions.kpi
+)
+
+select * from final

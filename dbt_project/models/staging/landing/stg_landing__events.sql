@@ -1,0 +1,44 @@
+-- One row per landed record. Overlapping extraction windows can land the same record in
+-- two files: keep the copy read last, so an edited or re-read record counts once.
+with
+
+source as (
+    {{ landing_events(source('landing', 'events')) }}
+),
+
+ranked as (
+    select
+        source.*,
+        row_number() over (
+            partition by source.source, source.record_type, source.record_id
+            order by source.extracted_at desc, source.run_id desc
+        ) as copy_rank
+    from source
+),
+
+renamed as (
+    select
+        cast(ranked.source as varchar) as source,
+        cast(ranked.platform as varchar) as platform,
+        cast(ranked.record_type as varchar) as record_type,
+        cast(ranked.record_id as varchar) as record_id,
+        cast(ranked.thread_id as varchar) as thread_id,
+        cast(ranked.parent_id as varchar) as parent_id,
+        cast(ranked.actor as varchar) as actor,
+        cast(ranked.parent_actor as varchar) as parent_actor,
+        -- Naive UTC timestamps: month and day boundaries are UTC on every engine and host.
+        cast(ranked.occurred_at at time zone 'UTC' as timestamp) as occurred_at,
+        coalesce(ranked.is_bot, false) as is_bot,
+        coalesce(ranked.is_staff, false) as is_staff,
+        cast(ranked.value as double) as value,
+        ranked.tags,
+        cast(ranked.title as varchar) as title,
+        cast(ranked.text as varchar) as text,
+        cast(ranked.extracted_at at time zone 'UTC' as timestamp) as extracted_at,
+        cast(ranked.run_id as varchar) as run_id,
+        cast(ranked.connector_version as varchar) as connector_version
+    from ranked
+    where ranked.copy_rank = 1
+)
+
+select * from renamed
