@@ -1,0 +1,375 @@
+"""Landing and mart contracts, run for real with GX on DuckDB.
+
+Landing dirs are written with `agora.landing.write_landing` (good data) and with pyarrow
+directly (data no connector should ever write). Mart databases are built by hand from
+the mart interface, with a minimal dbt manifest holding the disclosure meta.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import TEST_KEY, write_config
+
+from agora.config import load_config
+from agora.envelope import ENVELOPE_COLUMNS, ENVELOPE_SCHEMA, TEAM_SCHEMA
+from agora.landing import landing_files, write_landing
+from agora.pseudonym import pseudonym
+from expectations import ContractError, ContractFailed, validate_landing, validate_marts
+
+SOURCES = [
+    {"name": "forum", "type": "discourse", "base_url": "https://discuss.example.org"},
+    {"name": "learnings", "type": "learnings", "path": "learnings.yml"},
+]
+EXTRACTED = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def row(record_id: str, at: datetime, *, source="forum", platform="discourse", record_type="reply", **kw) -> dict:
+    r = {c: None for c in ENVELOPE_COLUMNS}
+    r.update(
+        source=source,
+        platform=platform,
+        record_type=record_type,
+        record_id=record_id,
+        thread_id="t1",
+        actor=pseudonym(TEST_KEY, platform, f"account-{record_id}"),
+        occurred_at=at,
+        is_bot=False,
+        is_staff=False,
+        tags=[],
+        extracted_at=EXTRACTED,
+        run_id="run1",
+        connector_version="test",
+    )
+    r.update(kw)
+    return r
+
+
+def team_row(record_id: str, at: datetime, title: str, text: str, **kw) -> dict:
+    r = row(record_id, at, source="learnings", platform="learnings", record_type="learning", actor=None, **kw)
+    r.update(title=title, text=text)
+    return r
+
+
+def write_raw(landing: Path, rel: str, rows: list[dict], schema: pa.Schema = ENVELOPE_SCHEMA) -> Path:
+    """A Parquet file written without our writer, as a buggy connector might."""
+    path = landing / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+@pytest.fixture
+def community(workdir):
+    cfg = load_config(write_config(workdir, SOURCES))
+    landing = Path(cfg.path("landing"))
+    day = datetime(2025, 2, 10, 12, tzinfo=UTC)
+    write_landing([row(f"r{i}", day + timedelta(hours=i)) for i in range(20)], str(landing), "forum", "run1")
+    write_landing(
+        [team_row("l1", day, "Moved the meetup online", "Attendance doubled after 2024-05-01; see the wiki page.")],
+        str(landing),
+        "learnings",
+        "run1",
+        team=True,
+    )
+    return cfg, landing, Path(cfg.path("quarantine"))
+
+
+def reasons(quarantine: Path) -> dict[str, dict]:
+    return {p.name.removesuffix(".reason.json"): json.loads(p.read_text()) for p in quarantine.rglob("*.reason.json")}
+
+
+def test_good_landing_passes(community, caplog):
+    cfg, landing, quarantine = community
+    with caplog.at_level(logging.INFO):
+        res = validate_landing(cfg)
+    assert not [r for r in caplog.records if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
+    assert res.success and res.rows_checked == 21
+    assert res.expectations_evaluated == res.expectations_passed == 12
+    assert len(landing_files(str(landing))) == 3
+    assert not quarantine.exists()
+    assert res.as_dict()["failures"] == []
+
+
+def test_importing_the_package_does_not_import_gx():
+    code = "import expectations, sys; assert 'great_expectations' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_bad_files_fail_and_are_quarantined_with_their_reason(community):
+    cfg, landing, quarantine = community
+    day = datetime(2025, 2, 11, 9, tzinfo=UTC)
+    bad = {
+        "bad_actor": (
+            "actor_is_pseudonym_or_null",
+            write_raw(landing, "forum/dt=2025-02-11/bad_actor.parquet", [row("a1", day, actor="alice_handle")]),
+        ),
+        "extra_column": (
+            "columns_match_envelope",
+            write_raw(
+                landing,
+                "forum/dt=2025-02-11/extra_column.parquet",
+                [{**row("e1", day), "email": "x@example.org"}],
+                pa.schema([*ENVELOPE_SCHEMA, pa.field("email", pa.string())]),
+            ),
+        ),
+        "future": (
+            "occurred_at_not_in_future",
+            write_raw(
+                landing,
+                "forum/dt=2099-01-01/future.parquet",
+                [row("f1", datetime.now(UTC) + timedelta(days=2))],
+            ),
+        ),
+        "unknown_platform": (
+            "platform_known",
+            write_raw(landing, "forum/dt=2025-02-11/unknown_platform.parquet", [row("p1", day, platform="myspace")]),
+        ),
+        "team_email": (
+            "team_text_has_no_email",
+            write_raw(
+                landing,
+                "learnings/dt=2025-02-11/team_email.parquet",
+                [team_row("l9", day, "Follow-up", "Ask jane.doe@example.org for the slides")],
+                TEAM_SCHEMA,
+            ),
+        ),
+    }
+    with pytest.raises(ContractFailed) as err:
+        validate_landing(cfg)
+    lines = str(err.value).splitlines()
+    assert len(lines) == len(bad)
+    for stem, (expectation, path) in bad.items():
+        line = next(ln for ln in lines if f"landing: {expectation} failed on 1 rows" in ln)
+        assert f"{stem}.parquet" in line
+        assert not path.exists(), f"{stem} should have left the landing zone"
+        moved = next(quarantine.rglob(f"contract/{stem}.parquet"))
+        assert moved.relative_to(quarantine).parts[:2] == path.relative_to(landing).parts[:2]  # <source>/dt=...
+        reason = reasons(quarantine)[f"{stem}.parquet"]
+        assert [f["expectation"] for f in reason["failures"]] == [expectation]
+        assert reason["failures"][0]["sample_record_ids"] == [_only_id(moved)]
+    assert "columns: email" in next(ln for ln in lines if "columns_match_envelope" in ln)
+    # Reasons hold ids and counts, never actors or text.
+    blob = "".join(p.read_text() for p in quarantine.rglob("*.reason.json"))
+    assert "alice_handle" not in blob and "jane.doe" not in blob
+    assert err.value.result.quarantined and len(err.value.result.quarantined) == len(bad)
+    # The good files stay, and the next run is not blocked.
+    assert validate_landing(cfg).success
+
+
+def _only_id(path: Path) -> str:
+    return pq.read_table(path, columns=["record_id"]).column(0)[0].as_py()
+
+
+def test_duplicates_within_a_file_fail_but_reruns_across_files_pass(community):
+    cfg, landing, quarantine = community
+    day = datetime(2025, 2, 12, 9, tzinfo=UTC)
+    # A rerun of an overlapping window lands r1 again, later: staging keeps the latest copy.
+    write_raw(
+        landing, "forum/dt=2025-02-10/rerun.parquet", [row("r1", day, extracted_at=EXTRACTED + timedelta(days=1))]
+    )
+    assert validate_landing(cfg).success
+    # The same key twice in one file, and a tie on the latest copy across two files, are not.
+    write_raw(landing, "forum/dt=2025-02-12/dup.parquet", [row("d1", day), row("d1", day)])
+    write_raw(landing, "forum/dt=2025-02-12/tie_a.parquet", [row("t1", day)])
+    write_raw(landing, "forum/dt=2025-02-12/tie_b.parquet", [row("t1", day)])
+    with pytest.raises(ContractFailed) as err:
+        validate_landing(cfg)
+    msg = str(err.value)
+    assert "landing: key_unique_within_file failed on 2 rows (files: forum/dt=2025-02-12/dup.parquet)" in msg
+    assert "key_unique_after_dedup failed on 2 rows" in msg and "tie_a.parquet" in msg and "tie_b.parquet" in msg
+    assert (landing / "forum/dt=2025-02-10/rerun.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expectation"),
+    [
+        ("Call Sam on +33 6 12 34 56 78 tomorrow", "team_text_has_no_phone"),
+        ("Office line (555) 123-4567", "team_text_has_no_phone"),
+        ("Thanks to @sam_dev for the talk", "team_text_has_no_handle"),
+        ("Mail sam@example.org", "team_text_has_no_email"),
+        ("Newcomers doubled between 2024-05-01 and 2024-06-30 (1200 posts, v2.10.3)", None),
+        ("Meetup at 18:30, room 4.12; contact form on the site", None),
+    ],
+)
+def test_personal_data_patterns(text, expectation):
+    """The text checks' own SQL, run in DuckDB on one row: what is flagged and what is not."""
+    from expectations.landing import ROW_CHECKS
+
+    con = duckdb.connect()
+    con.execute("create table t as select 'f' as filename, 'x' as record_id, ? as title, ? as text", ["", text])
+    hits = [
+        c.name
+        for c in ROW_CHECKS
+        if c.name.startswith("team_text") and con.execute(c.sql.replace("{batch}", "t")).fetchall()
+    ]
+    assert hits == ([expectation] if expectation else [])
+
+
+def test_landing_contract_on_100k_rows(workdir, capsys):
+    cfg = load_config(write_config(workdir, SOURCES))
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = [row(f"r{i}", start + timedelta(minutes=7 * i)) for i in range(100_000)]  # ~486 daily files
+    write_landing(rows, cfg.path("landing"), "forum", "run1")
+    t0 = time.monotonic()
+    res = validate_landing(cfg)
+    elapsed = time.monotonic() - t0
+    assert res.success and res.rows_checked == 100_000
+    with capsys.disabled():
+        print(
+            f"\nlanding contract: {res.rows_checked} rows in {len(landing_files(cfg.path('landing')))} files: {elapsed:.2f}s"
+        )
+    assert elapsed < 120
+
+
+# --- marts -------------------------------------------------------------------------
+
+K_MIN = 5
+DISCLOSURES = {
+    "community_kpis_monthly": {"group_size": "group_size", "suppressed": "is_suppressed", "values": ["value"]},
+    "cohort_retention": {
+        "group_size": "group_size",
+        "suppressed": "is_suppressed",
+        "values": ["retained_members", "retention_rate"],
+    },
+    "kpi_catalog": "none",
+    "learnings": "none",
+}
+
+
+def build_marts(path: Path) -> None:
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute("create schema main_staging")
+    con.execute("create table main_staging.stg_events as select 'abc' as actor")  # not a mart: not checked
+    con.execute(
+        """
+        create table marts.community_kpis_monthly as
+        select * from (values
+            (date '2025-01-01', 'discourse', 'active_members', 12.0, 12, false),
+            (date '2025-01-01', 'github', 'active_members', null, 3, true),
+            (date '2025-01-01', 'all', 'retention_rate', 0.5, 15, false)
+        ) as t(month, platform, kpi, value, group_size, is_suppressed)
+        """
+    )
+    con.execute(
+        """
+        create table marts.cohort_retention as
+        select * from (values
+            (date '2025-01-01', 'discourse', 0, 8, 1.0, 8, false),
+            (date '2025-01-01', 'github', 0, null, null, 2, true)
+        ) as t(cohort_month, platform, months_since_first, retained_members, retention_rate, group_size, is_suppressed)
+        """
+    )
+    con.execute(
+        "create table marts.kpi_catalog as select 'active_members' as kpi, 'result' as kind, "
+        "'quantitative' as nature, 'distinct members' as definition, 'members' as unit, 'up' as direction, "
+        "null::double as target, 'community_kpis_monthly' as mart, 'Agora' as origin"
+    )
+    con.execute(
+        "create table marts.learnings as select date '2025-01-05' as learned_on, 'Online meetups' as title, "
+        "'Attendance doubled' as text, 'events' as tags, 'active_members' as kpis"
+    )
+    con.close()
+
+
+def write_manifest(path: Path, disclosures: dict) -> Path:
+    nodes = {}
+    for name, disclosure in disclosures.items():
+        meta = {} if disclosure is None else {"disclosure": disclosure}
+        nodes[f"model.agora.{name}"] = {
+            "resource_type": "model",
+            "name": name,
+            "alias": name,
+            "schema": "marts",
+            "config": {"schema": "marts", "meta": meta},
+            "meta": meta,
+        }
+    # A same-named staging model without meta must not shadow the mart.
+    nodes["model.agora.learnings_stg"] = {"resource_type": "model", "name": "learnings", "schema": "main_staging"}
+    path.write_text(json.dumps({"nodes": nodes}))
+    return path
+
+
+@pytest.fixture
+def marts(workdir):
+    cfg = load_config(write_config(workdir, SOURCES, privacy={"k_min": K_MIN}))
+    wh = workdir / "agora.duckdb"
+    build_marts(wh)
+    return cfg, wh, write_manifest(workdir / "manifest.json", DISCLOSURES)
+
+
+def test_good_marts_pass(marts):
+    cfg, wh, manifest = marts
+    res = validate_marts(cfg, wh, manifest)
+    assert res.success and res.rows_checked == 7
+    # 4 declared + 2 column sets + 3 row checks x 2 marts + the column-name check
+    assert res.expectations_evaluated == res.expectations_passed == 13
+    # Opened read-only and released: a writer can open it right after.
+    duckdb.connect(str(wh)).close()
+
+
+@pytest.mark.parametrize("suppressed", [False, True])
+def test_small_group_with_a_value_fails(marts, suppressed):
+    cfg, wh, manifest = marts
+    con = duckdb.connect(str(wh))
+    con.execute(
+        "insert into marts.community_kpis_monthly values (date '2025-02-01', 'github', 'new_members', 2.0, 2, ?)",
+        [suppressed],
+    )
+    con.close()
+    with pytest.raises(ContractFailed) as err:
+        validate_marts(cfg, wh, manifest)
+    lines = str(err.value).splitlines()
+    assert "marts.community_kpis_monthly: small_groups_publish_no_values failed on 1 rows" in lines
+    second = "suppressed_rows_have_null_values" if suppressed else "is_suppressed_matches_group_size"
+    assert f"marts.community_kpis_monthly: {second} failed on 1 rows" in lines
+    assert len(lines) == 2
+
+
+def test_identifying_column_fails(marts):
+    cfg, wh, manifest = marts
+    con = duckdb.connect(str(wh))
+    con.execute("create table marts.top_posters as select 'f00d' as actor, 9 as posts, 9 as group_size, false as s")
+    con.close()
+    manifest = write_manifest(
+        manifest,
+        {**DISCLOSURES, "top_posters": {"group_size": "group_size", "suppressed": "s", "values": ["posts"]}},
+    )
+    with pytest.raises(ContractFailed) as err:
+        validate_marts(cfg, wh, manifest)
+    assert str(err.value) == "marts.top_posters: no_identifying_columns failed on 1 columns [columns: actor]"
+
+
+def test_mart_without_disclosure_meta_fails(marts):
+    cfg, wh, manifest = marts
+    manifest = write_manifest(manifest, {**DISCLOSURES, "cohort_retention": None})
+    with pytest.raises(ContractFailed) as err:
+        validate_marts(cfg, wh, manifest)
+    assert str(err.value).startswith("marts.cohort_retention: disclosure_declared failed on 2 rows")
+
+
+def test_declared_columns_must_exist(marts):
+    cfg, wh, manifest = marts
+    broken = {**DISCLOSURES, "community_kpis_monthly": {**DISCLOSURES["community_kpis_monthly"], "values": ["score"]}}
+    with pytest.raises(ContractFailed) as err:
+        validate_marts(cfg, wh, write_manifest(manifest, broken))
+    assert "marts.community_kpis_monthly: disclosure_columns_present failed on 1 columns [missing: score]" in str(
+        err.value
+    )
+
+
+def test_missing_manifest_is_an_error_not_a_pass(marts, tmp_path):
+    cfg, wh, _ = marts
+    with pytest.raises(ContractError, match="manifest"):
+        validate_marts(cfg, wh, tmp_path / "nope.json")
