@@ -79,7 +79,7 @@ def extract(
         with console.status(f"extracting {source} …"):
             s = run_extract(cfg, source, since_dt, until_dt)
     except Exception as e:  # noqa: BLE001 - report any failure as one readable line
-        raise _fail(f"extract {source}", e)
+        raise _fail(f"extract {source}", e) from None
     table = Table(title=f"{source} ({s.platform}) {s.run_id}", show_header=False)
     table.add_row("landed", f"{s.landed} records in {len(s.files)} files")
     for rtype, n in sorted(s.by_type.items()):
@@ -105,7 +105,7 @@ def validate(
     try:
         res = pipeline.validate_landing(cfg) if what == "landing" else pipeline.validate_marts(cfg)
     except Exception as e:  # noqa: BLE001
-        raise _fail(f"{what} contract", e)
+        raise _fail(f"{what} contract", e) from None
     console.print(f"[green]{what} contract passed[/] {json.dumps(res, default=str)}")
 
 
@@ -122,7 +122,7 @@ def build(
         with console.status("dbt build …"):
             res = pipeline.build(cfg, full_refresh=full_refresh)
     except Exception as e:  # noqa: BLE001
-        raise _fail("dbt build", e)
+        raise _fail("dbt build", e) from None
     console.print(f"[green]build ok[/] {json.dumps(res, default=str)}")
 
 
@@ -136,7 +136,7 @@ def publish(config: Optional[Path] = ConfigOpt) -> None:
         pipeline.validate_marts(cfg)
         res = pipeline.publish(cfg)
     except Exception as e:  # noqa: BLE001
-        raise _fail("publish", e)
+        raise _fail("publish", e) from None
     console.print(f"[green]published[/] {json.dumps(res, default=str)}")
 
 
@@ -165,7 +165,7 @@ def run(
                 step(cfg)
             console.print(f"  {label}: ok")
     except Exception as e:  # noqa: BLE001
-        raise _fail("run", e)
+        raise _fail("run", e) from None
     print_summary(cfg)
 
 
@@ -173,6 +173,77 @@ def run(
 def summary(config: Optional[Path] = ConfigOpt) -> None:
     """Print the latest month's headline KPIs from the published marts."""
     print_summary(_config(config))
+
+
+privacy_app = typer.Typer(no_args_is_help=True, help="Opt-out and erasure requests, retention purge (docs/privacy.md).")
+app.add_typer(privacy_app, name="privacy")
+RebuildOpt = typer.Option(True, "--rebuild/--no-rebuild", help="Rebuild and republish now (default).")
+
+
+def _privacy_call(step: str, fn, *args, **kwargs):
+    from agora.privacy import PrivacyInputError
+
+    try:
+        with console.status(f"{step} …"):
+            return fn(*args, **kwargs)
+    except (PrivacyInputError, ConfigError) as e:
+        err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except Exception as e:  # noqa: BLE001
+        raise _fail(step, e) from None
+
+
+def _completion_rows(table: Table, done) -> None:
+    if done is None or not done.rebuilt:
+        table.add_row("rebuild", "not needed" if done is not None else "skipped (--no-rebuild)")
+        return
+    table.add_row("rows removed", ", ".join(f"{k} {v}" for k, v in done.rows_removed.items()))
+    table.add_row("reply links unset", ", ".join(f"{k} {v}" for k, v in done.links_unset.items()))
+    table.add_row("rebuilt and republished", f"yes ({done.seconds:.1f} s)")
+
+
+@privacy_app.command("apply")
+def privacy_apply(
+    requests: Optional[Path] = typer.Option(None, "--requests", "-r", help="Requests CSV (default: privacy.requests)."),
+    rebuild: bool = RebuildOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Apply opt-out/erasure requests: tombstone, erase from every layer, republish, audit."""
+    from agora import privacy
+
+    cfg = _config(config)
+    res = _privacy_call("privacy apply", privacy.apply_requests, cfg, requests, rebuild=rebuild)
+    table = Table(title="privacy requests", show_header=False)
+    table.add_row("in the file", str(res.requests))
+    table.add_row("already done", str(res.already_done))
+    table.add_row("applied", f"{res.opt_outs} opt-outs, {res.erasures} erasures")
+    table.add_row("new tombstones", str(res.tombstones_added))
+    _completion_rows(table, res.completion)
+    table.add_row("pending", str(len(res.pending)))
+    console.print(table)
+    for where, why in res.pending:
+        err.print(f"pending: {where}: {why}", markup=False, highlight=False)
+    if res.pending:
+        raise typer.Exit(1)
+
+
+@privacy_app.command("purge")
+def privacy_purge(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Logical date YYYY-MM-DD (default: today, UTC)."),
+    rebuild: bool = RebuildOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Delete landing and quarantine partitions older than privacy.retention_days, then republish."""
+    from agora import privacy
+
+    cfg = _config(config)
+    res = _privacy_call("privacy purge", privacy.purge_retention, cfg, as_of, rebuild=rebuild)
+    table = Table(title=f"retention {cfg.privacy.retention_days} days as of {res.as_of}", show_header=False)
+    table.add_row("removed before", res.cutoff)
+    for layer, n in res.partitions_removed.items():
+        table.add_row(layer, f"{n} partitions, {res.rows_removed[layer]} rows")
+    _completion_rows(table, res.completion)
+    console.print(table)
 
 
 @app.command()
@@ -196,7 +267,7 @@ def demo(
             run.callback(since=None, until=None, config=community.config_path)  # type: ignore[union-attr]
             return
     except RuntimeError as e:
-        raise _fail("demo", e)
+        raise _fail("demo", e) from None
     finally:
         community.server.stop()
     print_summary(cfg)
@@ -205,7 +276,8 @@ def demo(
 
 def _demo_through_airflow(config_path: Path, repo: Path) -> None:
     from agora.airflow_local import airflow_env, dags_test, ensure_metadata
-    from agora.demo import DEMO_END, DEMO_START
+    from agora.demo import END as DEMO_END
+    from agora.demo import START as DEMO_START
 
     env = airflow_env(config_path)
     log_file = repo / "data" / "logs" / "demo-airflow.log"
@@ -237,7 +309,7 @@ def print_summary(cfg) -> None:
     try:
         month, lines = kpi_summary(cfg)
     except Exception as e:  # noqa: BLE001
-        raise _fail("summary", e)
+        raise _fail("summary", e) from None
     if month is None:
         console.print("no published KPIs yet")
         return

@@ -58,9 +58,7 @@ class Privacy(_Strict):
     pseudonym_key_env: str = Field(
         "AGORA_PSEUDONYM_KEY", description="Environment variable holding the HMAC pseudonym key."
     )
-    staff: list[StaffAccount] = Field(
-        default_factory=list, description="Team accounts, excluded from community KPIs."
-    )
+    staff: list[StaffAccount] = Field(default_factory=list, description="Team accounts, excluded from community KPIs.")
     bots: list[StaffAccount] = Field(
         default_factory=list, description="Accounts to treat as bots besides the platform's flag."
     )
@@ -118,7 +116,7 @@ class MediawikiSource(_Source):
     page_size: int = Field(50, ge=1, le=500)
 
     @model_validator(mode="after")
-    def _pageviews_complete(self) -> "MediawikiSource":
+    def _pageviews_complete(self) -> MediawikiSource:
         if self.support_pages and not (self.pageviews_url and self.project):
             raise ValueError("support_pages need pageviews_url and project")
         return self
@@ -220,7 +218,7 @@ class AgoraConfig(_Strict):
         return sources
 
     @model_validator(mode="after")
-    def _staff_platforms_known(self) -> "AgoraConfig":
+    def _staff_platforms_known(self) -> AgoraConfig:
         for who in (*self.privacy.staff, *self.privacy.bots):
             if who.platform not in PLATFORMS:
                 raise ValueError(f"privacy: unknown platform {who.platform!r}")

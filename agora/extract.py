@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agora.config import TEAM_PLATFORMS, AgoraConfig
@@ -48,7 +48,7 @@ def utc(dt: datetime | str | None) -> datetime | None:
         return None
     if isinstance(dt, str):
         dt = datetime.fromisoformat(dt.replace("Z", "+00:00"))
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def make_run_id(since: datetime | None, until: datetime) -> str:
@@ -80,7 +80,7 @@ def run_extract(
     """Extract [since, until) for one source; since defaults to the saved cursor."""
     src = cfg.source(source_name)
     state_root, landing_root = cfg.path("state"), cfg.path("landing")
-    until = utc(until) or datetime.now(timezone.utc).replace(microsecond=0)
+    until = utc(until) or datetime.now(UTC).replace(microsecond=0)
     if since is None:
         cursor = read_state(state_root, src.name).get("cursor")
         since = utc(cursor) if cursor else None
@@ -100,7 +100,7 @@ def run_extract(
             tombstones=load_tombstones(state_root),
         )
     tags_for = _tagger(src.tags)
-    extracted_at = datetime.now(timezone.utc)
+    extracted_at = datetime.now(UTC)
     summary = ExtractSummary(src.name, platform, run_id, since, until)
     rows: list[dict[str, Any]] = []
     rejects: list[tuple[str, str | None, Any]] = []

@@ -13,8 +13,9 @@ import json
 import posixpath
 import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -58,7 +59,7 @@ def write_landing(
     schema = TEAM_SCHEMA if team else ENVELOPE_SCHEMA
     by_day: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by_day[r["occurred_at"].astimezone(timezone.utc).strftime("%Y-%m-%d")].append(r)
+        by_day[r["occurred_at"].astimezone(UTC).strftime("%Y-%m-%d")].append(r)
     base = posixpath.join(landing_root, source)
     written = []
     for day in sorted(by_day):
@@ -94,7 +95,7 @@ def write_quarantine(
     so only the key names and a SHA-256 of the serialised payload are kept: enough to
     find the item again at the source, nothing to identify anyone.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for reason, record_id, payload in rejects:
         blob = json.dumps(payload, sort_keys=True, default=str).encode() if payload is not None else b""

@@ -75,7 +75,7 @@ def ensure_pseudonym_key(workdir: Path, env: str = "AGORA_PSEUDONYM_KEY") -> Non
     os.environ[env] = key_file.read_text().strip()
 
 
-def demo_config(server_url: str, staff_ids: list[int]) -> dict:
+def demo_config(server_url: str, staff_ids: list[int], data_dir: str = "data") -> dict:
     return {
         "community": "Demo community",
         "privacy": {
@@ -85,10 +85,10 @@ def demo_config(server_url: str, staff_ids: list[int]) -> dict:
             "staff": [{"platform": "discourse", "account": str(i)} for i in staff_ids],
         },
         "paths": {
-            "landing": "data/landing",
-            "state": "data/state",
-            "quarantine": "data/quarantine",
-            "warehouse": "data/warehouse",
+            "landing": f"{data_dir}/landing",
+            "state": f"{data_dir}/state",
+            "quarantine": f"{data_dir}/quarantine",
+            "warehouse": f"{data_dir}/warehouse",
         },
         "sources": [
             {"name": "forum", "type": "discourse", "base_url": server_url, "tags": FORUM_TAGS, "max_retries": 2},
@@ -101,8 +101,11 @@ def demo_config(server_url: str, staff_ids: list[int]) -> dict:
     }
 
 
-def start_demo(workdir: Path, seed: int = 42) -> DemoCommunity:
-    """Write inputs and agora.yml into `workdir` and serve the forum; same seed, same data."""
+def start_demo(workdir: Path, seed: int = 42, data_dir: Path | None = None) -> DemoCommunity:
+    """Write inputs and agora.yml into `workdir` and serve the forum; same seed, same data.
+
+    Landing, state, quarantine and warehouse go under `data_dir` (default `workdir/data`).
+    """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     ensure_pseudonym_key(workdir)
@@ -111,7 +114,7 @@ def start_demo(workdir: Path, seed: int = 42) -> DemoCommunity:
     server = serve_discourse(community).start()
     try:
         config_path = workdir / "agora.yml"
-        cfg = demo_config(server.url, community.staff_ids())
+        cfg = demo_config(server.url, community.staff_ids(), str(Path(data_dir).resolve()) if data_dir else "data")
         config_path.write_text(
             "# Written by `agora demo`: a simulated community served from a local replay server.\n"
             + yaml.safe_dump(cfg, sort_keys=False)

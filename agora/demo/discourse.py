@@ -314,22 +314,9 @@ def discourse_routes(c: Community) -> dict[tuple[str, Any], Any]:
     return routes
 
 
-class DemoServer(ReplayServer):
-    """A ReplayServer that answers keep-alive requests without Nagle's 40 ms stall.
-
-    The base handler writes headers and body separately; with Nagle on, each response
-    on a reused connection waits for the client's delayed ACK (~40 ms a request, ~30 s for
-    the demo forum). TCP_NODELAY removes that. Drop this class once `agora.replay` sets
-    `disable_nagle_algorithm` itself.
-    """
-
-    def _handler(self):
-        return type("Handler", (super()._handler(),), {"disable_nagle_algorithm": True})
-
-
 def serve_discourse(c: Community, server: ReplayServer | None = None) -> ReplayServer:
-    """Register the community's routes on `server` (a new DemoServer if None); the caller starts it."""
-    server = server or DemoServer()
+    """Register the community's routes on `server` (a new ReplayServer if None); the caller starts it."""
+    server = server or ReplayServer()
     for (path, query), body in discourse_routes(c).items():
         # Serialised once here rather than on every request: the server sends str bodies as JSON.
         server.add(path, json.dumps(body, separators=(",", ":")), query=query)
