@@ -1,0 +1,152 @@
+"""Publish the marts — only the marts — to the database Superset reads.
+
+Superset opens ``serving.duckdb`` read-only. DuckDB lets one process write a file, and a
+writer on the file Superset reads would break its queries, so the serving file is never
+written in place: the marts are copied into ``serving.duckdb.new``, that file is closed,
+and ``os.replace`` swaps it in. Readers that already hold the old file keep reading it
+(the old inode lives until they close); readers that open afterwards see the new one. A
+failure anywhere before the swap removes the ``.new`` file and leaves the previous serving
+database as it was.
+
+Only base tables of schema ``marts`` are copied — no staging, no sources, no views (a
+view would still read landing Parquet, and views are not what the mart contract checked).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agora.config import AgoraConfig
+
+log = logging.getLogger("agora.publish")
+
+WAREHOUSE_FILE = "agora.duckdb"
+SERVING_FILE = "serving.duckdb"
+MARTS_SCHEMA = "marts"
+
+
+class PublishError(RuntimeError):
+    """Nothing was published; the previous serving database is untouched."""
+
+
+@dataclass
+class PublishResult:
+    serving_path: str
+    tables: dict[str, int] = field(default_factory=dict)  # mart -> rows
+    skipped_views: list[str] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "serving_path": self.serving_path,
+            "tables": dict(self.tables),
+            "skipped_views": list(self.skipped_views),
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def serving_path(cfg: AgoraConfig) -> Path:
+    """`<paths.warehouse>/serving.duckdb`, the file Superset opens read-only."""
+    return Path(_local_dir(cfg)) / SERVING_FILE
+
+
+def _local_dir(cfg: AgoraConfig) -> str:
+    directory = cfg.path("warehouse")
+    if "://" in directory:
+        # os.replace is what makes the swap atomic: it needs a local filesystem.
+        raise PublishError(f"paths.warehouse: publishing needs a local directory, got {directory}")
+    return directory
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _remove(path: str) -> None:
+    for p in (path, f"{path}.wal"):
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_marts(source: str, target: str, result: PublishResult) -> None:
+    import duckdb
+
+    con = duckdb.connect(target)
+    try:
+        try:
+            con.execute(f"attach {_quote_literal(source)} as warehouse (read_only)")
+        except duckdb.Error as e:
+            raise PublishError(f"publish: cannot open the warehouse read-only ({e})") from e
+        try:
+            objects = con.execute(
+                "select table_name, table_type from information_schema.tables "
+                "where table_catalog = 'warehouse' and table_schema = ? order by table_name",
+                [MARTS_SCHEMA],
+            ).fetchall()
+            tables = [name for name, kind in objects if kind == "BASE TABLE"]
+            result.skipped_views = [name for name, kind in objects if kind != "BASE TABLE"]
+            if not tables:
+                raise PublishError(f"publish: no tables in schema {MARTS_SCHEMA} of {source}")
+            con.execute(f"create schema {MARTS_SCHEMA}")
+            for name in tables:
+                rel = f"{MARTS_SCHEMA}.{_quote_ident(name)}"
+                con.execute(f"create table {rel} as select * from warehouse.{rel}")  # noqa: S608
+                result.tables[name] = con.execute(f"select count(*) from {rel}").fetchone()[0]  # noqa: S608
+        finally:
+            con.execute("detach warehouse")
+        con.execute("checkpoint")
+    finally:
+        con.close()
+
+
+def publish(cfg: AgoraConfig) -> PublishResult:
+    """Copy the marts of `<warehouse>/agora.duckdb` into a fresh serving.duckdb, swapped atomically."""
+    started = time.monotonic()
+    directory = _local_dir(cfg)
+    source = os.path.join(directory, WAREHOUSE_FILE)
+    target = str(serving_path(cfg))
+    staging = f"{target}.new"
+    if not os.path.exists(source):
+        raise PublishError(f"publish: warehouse {source} does not exist (run the build first)")
+    result = PublishResult(serving_path=target)
+    _remove(staging)  # left by a publish that crashed
+    try:
+        _copy_marts(source, staging, result)
+        _fsync(staging)
+        os.replace(staging, target)
+    except BaseException:
+        _remove(staging)
+        raise
+    _fsync(directory)  # the rename itself survives a power cut
+    result.bytes = os.path.getsize(target)
+    result.seconds = time.monotonic() - started
+    log.info(
+        "published %d marts (%s rows) to %s in %.2fs",
+        len(result.tables),
+        sum(result.tables.values()),
+        target,
+        result.seconds,
+    )
+    if result.skipped_views:
+        log.warning("not published (views in schema %s): %s", MARTS_SCHEMA, ", ".join(result.skipped_views))
+    return result
