@@ -13,7 +13,8 @@
 {%- endmacro %}
 
 {% macro duckdb__landing_events(relation) -%}
-    {%- if execute and not flags.WHICH in ('parse', 'compile', 'ls', 'list', 'docs') -%}
+    {#- Only when building: parse, compile, docs and sqlfluff must work with no data. -#}
+    {%- if execute and flags.WHICH in ('run', 'build') -%}
         {%- set pattern = var('landing_root', env_var('AGORA_LANDING_ROOT', 'data/landing')) ~ '/*/dt=*/*.parquet' -%}
         {%- set found = run_query("select count(*) from glob('" ~ pattern | replace("'", "''") ~ "')").columns[0].values()[0] -%}
         {%- if found == 0 -%}

@@ -37,11 +37,11 @@ ranked as (
         active_with_rollup.contributions,
         row_number() over (
             partition by active_with_rollup.platform, active_with_rollup.activity_month
-            order by active_with_rollup.contributions desc, active_with_rollup.member_key
+            order by active_with_rollup.contributions desc, active_with_rollup.member_key asc
         ) as contribution_rank,
         sum(active_with_rollup.contributions) over (
             partition by active_with_rollup.platform, active_with_rollup.activity_month
-            order by active_with_rollup.contributions desc, active_with_rollup.member_key
+            order by active_with_rollup.contributions desc, active_with_rollup.member_key asc
             rows between unbounded preceding and current row
         ) as running_contributions,
         sum(active_with_rollup.contributions) over (
@@ -61,8 +61,12 @@ concentration as (
         min(case when ranked.running_contributions * 2 > ranked.month_contributions then ranked.contribution_rank end)
             as absence_factor,
         -- The most active 10 % of members, rounded up so a month always has at least one.
-        sum(case when ranked.contribution_rank <= ceil(ranked.month_members / 10.0) then ranked.contributions else 0 end)
-            as top_decile_contributions
+        sum(
+            case
+                when ranked.contribution_rank <= ceil(ranked.month_members / 10.0) then ranked.contributions
+                else 0
+            end
+        ) as top_decile_contributions
     from ranked
     group by ranked.platform, ranked.activity_month
 ),
@@ -81,9 +85,9 @@ history as (
     from active_with_rollup as current_month
     left join active_with_rollup as earlier
         on
-            earlier.platform = current_month.platform
-            and earlier.member_key = current_month.member_key
-            and earlier.activity_month < current_month.activity_month
+            current_month.platform = earlier.platform
+            and current_month.member_key = earlier.member_key
+            and current_month.activity_month > earlier.activity_month
     group by current_month.platform, current_month.activity_month, current_month.member_key
 ),
 
@@ -96,8 +100,8 @@ monthly as (
     from months
     left join active_with_rollup
         on
-            active_with_rollup.platform = months.platform
-            and active_with_rollup.activity_month = months.month
+            months.platform = active_with_rollup.platform
+            and months.month = active_with_rollup.activity_month
     group by months.month, months.platform
 ),
 
@@ -118,24 +122,24 @@ with_previous as (
         monthly.platform,
         monthly.active_members,
         monthly.contributions,
+        concentration.absence_factor,
+        concentration.top_decile_contributions,
         coalesce(previous.active_members, 0) as previous_active_members,
         coalesce(returning_history.retained_members, 0) as retained_members,
-        coalesce(returning_history.reactivated_members, 0) as reactivated_members,
-        concentration.absence_factor,
-        concentration.top_decile_contributions
+        coalesce(returning_history.reactivated_members, 0) as reactivated_members
     from monthly
     left join monthly as previous
         on
-            previous.platform = monthly.platform
+            monthly.platform = previous.platform
             and previous.month = {{ dbt.dateadd('month', -1, 'monthly.month') }}
     left join returning_history
         on
-            returning_history.platform = monthly.platform
-            and returning_history.activity_month = monthly.month
+            monthly.platform = returning_history.platform
+            and monthly.month = returning_history.activity_month
     left join concentration
         on
-            concentration.platform = monthly.platform
-            and concentration.activity_month = monthly.month
+            monthly.platform = concentration.platform
+            and monthly.month = concentration.activity_month
 ),
 
 final as (

@@ -27,8 +27,8 @@ pairs as (
     from contributions
     inner join members as parents
         on
-            parents.platform = contributions.platform
-            and parents.actor = contributions.parent_actor
+            contributions.platform = parents.platform
+            and contributions.parent_actor = parents.actor
     where contributions.parent_actor <> contributions.actor
 ),
 
@@ -79,12 +79,12 @@ final as (
     from months
     left join active
         on
-            active.platform = months.platform
-            and active.activity_month = months.month
+            months.platform = active.platform
+            and months.month = active.activity_month
     left join pairs_with_rollup
         on
-            pairs_with_rollup.platform = months.platform
-            and pairs_with_rollup.posted_month = months.month
+            months.platform = pairs_with_rollup.platform
+            and months.month = pairs_with_rollup.posted_month
 )
 
 select * from final

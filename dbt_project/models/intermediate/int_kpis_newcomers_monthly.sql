@@ -36,8 +36,8 @@ monthly as (
     from months
     left join newcomers_with_rollup
         on
-            newcomers_with_rollup.platform = months.platform
-            and newcomers_with_rollup.first_month = months.month
+            months.platform = newcomers_with_rollup.platform
+            and months.month = newcomers_with_rollup.first_month
     group by months.month, months.platform
 ),
 

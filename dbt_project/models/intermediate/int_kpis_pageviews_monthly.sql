@@ -6,7 +6,7 @@ pageviews as (
     select
         'mediawiki' as platform,
         cast({{ dbt.date_trunc('month', 'page_days.viewed_on') }} as date) as month,
-        page_days.views
+        page_days.page_views
     from {{ ref('stg_mediawiki__pageviews') }} as page_days
 ),
 
@@ -16,7 +16,7 @@ pageviews_with_rollup as (
     select
         'all' as platform,
         pageviews.month,
-        pageviews.views
+        pageviews.page_views
     from pageviews
 ),
 
@@ -25,8 +25,8 @@ final as (
         pageviews_with_rollup.month,
         pageviews_with_rollup.platform,
         'support_page_views' as kpi,
-        cast(sum(pageviews_with_rollup.views) as double precision) as value,
-        coalesce(sum(pageviews_with_rollup.views), 0) as group_size
+        cast(sum(pageviews_with_rollup.page_views) as double precision) as value,
+        coalesce(sum(pageviews_with_rollup.page_views), 0) as group_size
     from pageviews_with_rollup
     group by pageviews_with_rollup.month, pageviews_with_rollup.platform
 )

@@ -37,8 +37,8 @@ monthly as (
     from months
     left join threads_with_rollup
         on
-            threads_with_rollup.platform = months.platform
-            and threads_with_rollup.opened_month = months.month
+            months.platform = threads_with_rollup.platform
+            and months.month = threads_with_rollup.opened_month
     group by months.month, months.platform
 ),
 

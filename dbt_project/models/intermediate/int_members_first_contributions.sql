@@ -33,9 +33,9 @@ returns as (
     from first_days
     inner join contributions as later
         on
-            later.platform = first_days.platform
-            and later.member_key = first_days.member_key
-            and {{ dbt.datediff('first_days.first_contributed_on', 'later.posted_on', 'day') }} between 1 and 30
+            first_days.platform = later.platform
+            and first_days.member_key = later.member_key
+            and {{ dbt.datediff('first_days.first_contributed_on', 'later.posted_on', 'day') }} between 1 and 30  -- noqa: LT05
     group by first_days.platform, first_days.member_key
 ),
 
@@ -50,8 +50,8 @@ final as (
     from first_days
     left join returns
         on
-            returns.platform = first_days.platform
-            and returns.member_key = first_days.member_key
+            first_days.platform = returns.platform
+            and first_days.member_key = returns.member_key
 )
 
 select * from final

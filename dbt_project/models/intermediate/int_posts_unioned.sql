@@ -5,16 +5,16 @@
 with
 
 {% for platform in platforms -%}
-{{ platform }}_posts as (
-    select * from {{ ref('stg_' ~ platform ~ '__posts') }}
-),
+    {{ platform }}_posts as (
+        select * from {{ ref('stg_' ~ platform ~ '__posts') }}
+    ),
 
 {% endfor -%}
 
 unioned as (
     {%- for platform in platforms %}
-    select * from {{ platform }}_posts
-    {%- if not loop.last %}
+        select * from {{ platform }}_posts
+        {%- if not loop.last %}
     union all
     {%- endif %}
     {%- endfor %}

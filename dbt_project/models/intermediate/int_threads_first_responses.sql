@@ -7,12 +7,12 @@ posts as (
 ),
 
 threads as (
-    select * from posts
+    select posts.* from posts
     where posts.post_type = 'thread'
 ),
 
 responses as (
-    select * from posts
+    select posts.* from posts
     where
         posts.post_type = 'reply'
         and posts.actor is not null
@@ -27,10 +27,10 @@ first_responses as (
     from threads
     inner join responses
         on
-            responses.source = threads.source
-            and responses.thread_id = threads.thread_id
-            and responses.posted_at >= threads.posted_at
-            and (threads.actor is null or responses.actor <> threads.actor)
+            threads.source = responses.source
+            and threads.thread_id = responses.thread_id
+            and threads.posted_at <= responses.posted_at
+            and (threads.actor is null or threads.actor <> responses.actor)
     group by threads.source, threads.thread_id
 ),
 
@@ -43,13 +43,13 @@ final as (
         threads.posted_month as opened_month,
         (threads.actor is not null and not threads.is_bot and not threads.is_staff) as opened_by_member,
         first_responses.first_response_at,
-        {{ dbt.datediff('threads.posted_at', 'first_responses.first_response_at', 'second') }} / 3600.0
+        {{ dbt.datediff('threads.posted_at', 'first_responses.first_response_at', 'second') }} / 3600.0  -- noqa: LT05
             as hours_to_first_response
     from threads
     left join first_responses
         on
-            first_responses.source = threads.source
-            and first_responses.thread_id = threads.thread_id
+            threads.source = first_responses.source
+            and threads.thread_id = first_responses.thread_id
 )
 
 select * from final

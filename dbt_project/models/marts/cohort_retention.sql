@@ -48,10 +48,10 @@ cohorts as (
     group by newcomers.platform, newcomers.first_month
 ),
 
-offsets as (
-    select offsets.month_offset as months_since_first
-    from ({{ month_offsets(2) }}) as offsets
-    where offsets.month_offset <= 12
+month_steps as (
+    select month_offsets.month_offset as months_since_first
+    from ({{ month_offsets(2) }}) as month_offsets
+    where month_offsets.month_offset <= 12
 ),
 
 grid as (
@@ -60,26 +60,26 @@ grid as (
         cohorts.platform,
         cohorts.cohort_month,
         cohorts.cohort_size,
-        offsets.months_since_first
+        month_steps.months_since_first
     from cohorts
-    cross join offsets
+    cross join month_steps
     inner join months
         on
-            months.platform = cohorts.platform
-            and months.month = {{ dbt.dateadd('month', 'offsets.months_since_first', 'cohorts.cohort_month') }}
+            cohorts.platform = months.platform
+            and {{ dbt.dateadd('month', 'month_steps.months_since_first', 'cohorts.cohort_month') }} = months.month  -- noqa: LT05
 ),
 
 retained as (
     select
         newcomers.platform,
         newcomers.first_month as cohort_month,
-        {{ dbt.datediff('newcomers.first_month', 'active.activity_month', 'month') }} as months_since_first,
+        {{ dbt.datediff('newcomers.first_month', 'active.activity_month', 'month') }} as months_since_first,  -- noqa: LT05
         count(*) as retained_members
     from newcomers
     inner join active
         on
-            active.platform = newcomers.platform
-            and active.member_key = newcomers.member_key
+            newcomers.platform = active.platform
+            and newcomers.member_key = active.member_key
     group by
         newcomers.platform,
         newcomers.first_month,
@@ -94,7 +94,9 @@ final as (
         cast({{ suppressed_value('coalesce(retained.retained_members, 0)', 'grid.cohort_size', k_min) }} as bigint)
             as retained_members,
         cast(
-            {{ suppressed_value('coalesce(retained.retained_members, 0) * 1.0 / grid.cohort_size', 'grid.cohort_size', k_min) }}
+            {{ suppressed_value(
+                'coalesce(retained.retained_members, 0) * 1.0 / grid.cohort_size', 'grid.cohort_size', k_min
+            ) }}
             as double precision
         ) as retention_rate,
         cast(grid.cohort_size as bigint) as group_size,
@@ -102,9 +104,9 @@ final as (
     from grid
     left join retained
         on
-            retained.platform = grid.platform
-            and retained.cohort_month = grid.cohort_month
-            and retained.months_since_first = grid.months_since_first
+            grid.platform = retained.platform
+            and grid.cohort_month = retained.cohort_month
+            and grid.months_since_first = retained.months_since_first
 )
 
 select * from final

@@ -19,7 +19,7 @@ items_with_rollup as (
         cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
         items.acted_at,
         items.responded_at,
-        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action
+        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action  -- noqa: LT05
     from items
 
     union all
@@ -29,7 +29,7 @@ items_with_rollup as (
         cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
         items.acted_at,
         items.responded_at,
-        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action
+        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action  -- noqa: LT05
     from items
 ),
 

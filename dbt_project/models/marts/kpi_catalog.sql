@@ -18,10 +18,10 @@ targets as (
     union all
     {%- endif %}
     {%- else %}
-    select
-        cast(null as varchar) as kpi,
-        cast(null as double precision) as target
-    where false
+        select
+            cast(null as varchar) as kpi,
+            cast(null as double precision) as target
+        where false
     {%- endfor %}
 ),
 
@@ -38,7 +38,7 @@ final as (
         cast(definitions.origin as varchar) as origin
     from definitions
     left join targets
-        on targets.kpi = definitions.kpi
+        on definitions.kpi = targets.kpi
 )
 
 select * from final

@@ -28,15 +28,15 @@ renamed as (
         cast(ranked.parent_actor as varchar) as parent_actor,
         -- Naive UTC timestamps: month and day boundaries are UTC on every engine and host.
         cast(ranked.occurred_at at time zone 'UTC' as timestamp) as occurred_at,
-        coalesce(ranked.is_bot, false) as is_bot,
-        coalesce(ranked.is_staff, false) as is_staff,
         cast(ranked.value as double) as value,
         ranked.tags,
         cast(ranked.title as varchar) as title,
         cast(ranked.text as varchar) as text,
         cast(ranked.extracted_at at time zone 'UTC' as timestamp) as extracted_at,
         cast(ranked.run_id as varchar) as run_id,
-        cast(ranked.connector_version as varchar) as connector_version
+        cast(ranked.connector_version as varchar) as connector_version,
+        coalesce(ranked.is_bot, false) as is_bot,
+        coalesce(ranked.is_staff, false) as is_staff
     from ranked
     where ranked.copy_rank = 1
 )

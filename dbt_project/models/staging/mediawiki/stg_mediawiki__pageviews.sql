@@ -11,7 +11,7 @@ renamed as (
         events.source,
         events.record_id as page_day_id,
         cast(events.occurred_at as date) as viewed_on,
-        cast(events.value as bigint) as views
+        cast(events.value as bigint) as page_views
     from events
 )
 
