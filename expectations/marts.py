@@ -38,9 +38,16 @@ log = logging.getLogger("agora.contracts.marts")
 MARTS_SCHEMA = "marts"
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "dbt_project" / "target" / "manifest.json"
 
-# Column names that could identify an account (mart interface). Matched as substrings of
-# the lower-cased name, plus `id` / `*_id` (ids of people or of their posts).
-IDENTIFYING_COLUMN_RE = r"actor|pseudonym|account|user|handle|author|e_?mail|login|name|ip_?addr|(^|_)id$"
+# Column names that could identify an account (mart interface), matched on whole
+# underscore-separated words so that e.g. `detractors_share` is not read as "actor":
+# a word that is one of the stems, optionally with a prefix (co-, display-, user-...) or a
+# suffix (-s, -name, -id); or a word `id`/`ids` (ids of people or of their posts).
+IDENTIFYING_COLUMN_RE = (
+    r"(^|_)(co|full|first|last|display|screen|nick|real|sur|user)?"
+    r"(actor|pseudonym|account|user|handle|author|e_?mail|mail|login|name|ip|ip_?address|avatar|bio)"
+    r"(s|name|names|id|ids)?(_|$)"
+    r"|(^|_)ids?$"
+)
 
 COLUMNS_QUERY = f"select table_name, column_name from information_schema.columns where table_schema = '{MARTS_SCHEMA}'"  # noqa: S608
 IDENTIFYING_CHECK = (

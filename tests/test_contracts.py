@@ -337,6 +337,51 @@ def test_small_group_with_a_value_fails(marts, suppressed):
     assert len(lines) == 2
 
 
+@pytest.mark.parametrize(
+    ("column", "identifying"),
+    [
+        *[
+            (c, True)
+            for c in (
+                "actor",
+                "parent_actor",
+                "user_count",
+                "username",
+                "author_name",
+                "email",
+                "e_mail",
+                "record_id",
+                "id",
+                "display_name",
+                "ip_address",
+                "accounts",
+                "Handle",
+            )
+        ],
+        *[
+            (c, False)
+            for c in (
+                "detractors_share",
+                "promoters_share",
+                "handled_share",
+                "kpi",
+                "title",
+                "median_days_to_action",
+                "retained_members",
+                "respondents",
+                "activity_kind",
+            )
+        ],
+    ],
+)
+def test_identifying_column_names(column, identifying):
+    from expectations.marts import IDENTIFYING_COLUMN_RE
+
+    con = duckdb.connect()
+    hit = con.execute("select regexp_matches(lower(?), ?)", [column, IDENTIFYING_COLUMN_RE]).fetchone()[0]
+    assert hit is identifying
+
+
 def test_identifying_column_fails(marts):
     cfg, wh, manifest = marts
     con = duckdb.connect(str(wh))
