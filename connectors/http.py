@@ -1,12 +1,13 @@
 """One HTTP client for every connector: timeouts, bounded retries, rate-limit logging.
 
-Retries happen only for network errors, 429, 5xx and responses `rate_limited()` says are
-rate limits (by default a 403 carrying ``Retry-After`` or an exhausted quota header, which is
-how GitHub signals secondary limits) — never for 4xx that mean "you asked wrong". Waits honour
-``Retry-After`` (seconds or HTTP date) and reset headers, and back off exponentially otherwise
-(tenacity). Remaining quota is logged from whichever headers the platform uses; when it reaches
-0 the next request waits for the reset. Connectors can ask for a pause (`pause()`) when an API
-signals backoff in its body (Stack Exchange). Tokens are sent in headers and never logged.
+Retries happen only for network errors, 429, 5xx, JSON bodies cut off in transit, and
+responses `rate_limited()` says are rate limits (by default a 403 carrying ``Retry-After``
+or an exhausted quota header, which is how GitHub signals secondary limits) — never for 4xx
+that mean "you asked wrong". Waits honour ``Retry-After`` (seconds or HTTP date) and reset
+headers, and back off exponentially otherwise (tenacity). Remaining quota is logged from
+whichever headers the platform uses; when it reaches 0 the next request waits for the reset.
+Connectors can ask for a pause (`pause()`) when an API signals backoff in its body (Stack
+Exchange). Tokens are sent in headers and never logged.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class RetryableHttpError(HttpError):
         self.wait = wait
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -102,7 +103,13 @@ class HttpClient:
 
     def get(self, path: str, params: dict[str, Any] | Iterable[tuple[str, Any]] | None = None) -> requests.Response:
         """GET with retries; returns the successful response or raises HttpError."""
+        return self._with_retries(path, params, want_json=False)[1]
 
+    def get_json(self, path: str, params: Any = None) -> tuple[Any, requests.Response]:
+        """GET and parse JSON; a truncated or non-JSON body is retried like a 5xx (it is transient)."""
+        return self._with_retries(path, params, want_json=True)
+
+    def _with_retries(self, path: str, params: Any, want_json: bool) -> tuple[Any, requests.Response]:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, RetryableHttpError) and exc.wait is not None:
@@ -129,17 +136,9 @@ class HttpClient:
             reraise=True,
         )(self._get_once)
         try:
-            return attempt(path, params)
+            return attempt(path, params, want_json)
         except RetryableHttpError as e:
             raise HttpError(f"gave up after {self.max_retries + 1} attempts: {e}", e.status) from None
-
-    def get_json(self, path: str, params: Any = None) -> tuple[Any, requests.Response]:
-        resp = self.get(path, params)
-        try:
-            return resp.json(), resp
-        except ValueError:
-            # Truncated or non-JSON body: retrying the same page is the only safe move.
-            raise HttpError(f"{_path_only(resp.url)}: response is not valid JSON ({len(resp.content)} bytes)") from None
 
     def pause(self, seconds: float, reason: str) -> None:
         """Send no request for `seconds` (capped at max_wait): the API asked us to back off."""
@@ -154,7 +153,7 @@ class HttpClient:
             return "Retry-After" in resp.headers or any(resp.headers.get(h) == "0" for h in QUOTA_HEADERS)
         return False
 
-    def _get_once(self, path: str, params: Any) -> requests.Response:
+    def _get_once(self, path: str, params: Any, want_json: bool = False) -> tuple[Any, requests.Response]:
         url = self.url(path)
         delay = self._resume_at - time.monotonic()
         if delay > 0:
@@ -163,18 +162,29 @@ class HttpClient:
         self.requests_made += 1
         try:
             resp = self.session.get(url, params=params, timeout=self.timeout)
-        except (requests.ConnectionError, requests.Timeout) as e:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+            # ChunkedEncodingError: the connection dropped mid-body (requests reads the body here).
             raise RetryableHttpError(f"{_path_only(url)}: {type(e).__name__}") from None
         self._log_quota(resp)
         if resp.status_code in RETRY_STATUS or self.rate_limited(resp):
+            retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
             raise RetryableHttpError(
                 f"{_path_only(url)}: HTTP {resp.status_code}",
                 resp.status_code,
-                _retry_after(resp.headers.get("Retry-After")) or self.rate_limit_wait(resp),
+                retry_after if retry_after is not None else self.rate_limit_wait(resp),  # "0" means now
             )
         if resp.status_code >= 400:
             raise HttpError(f"{_path_only(url)}: HTTP {resp.status_code}", resp.status_code)
-        return resp
+        if not want_json:
+            return None, resp
+        try:
+            return resp.json(), resp
+        except ValueError:
+            # A cut-off body (proxy, dropped connection) is transient: fetch the same page again.
+            # No status: callers (the ingest DAG) treat 4xx-like statuses as permanent, and this is not.
+            raise RetryableHttpError(
+                f"{_path_only(resp.url)}: response is not valid JSON ({len(resp.content)} bytes)"
+            ) from None
 
     def rate_limit_wait(self, resp: requests.Response) -> float | None:
         """Seconds until a reset header says the quota refills (GitHub, X, Mastodon)."""

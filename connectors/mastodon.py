@@ -26,6 +26,7 @@ from connectors.base import Connector
 from connectors.http import HttpClient, HttpError, next_link
 
 _TAGS = re.compile(r"<[^>]+>")
+SNOWFLAKE_SINCE_MS = 1_483_228_800_000  # 2017-01-01: Mastodon switched to snowflake ids in 2.0 (2017)
 
 
 def instance_of(source: Any) -> str:
@@ -106,11 +107,11 @@ class MastodonConnector(Connector):
                     yield item
                 elif item is not None:
                     events.append(item)
-                created = _created(status)
-                if created is not None and (oldest is None or created < oldest):
-                    oldest = created
+                stored = _stored_at(status)
+                if stored is not None and (oldest is None or stored < oldest):
+                    oldest = stored
             if not page or (since is not None and oldest is not None and oldest < since):
-                break  # newest first: everything further back is older than the window
+                break  # ordered by id: everything further back was stored, so created, before `since`
             url, params = next_link(resp), None  # the next link carries the query
         _link_threads(events)
         yield from events
@@ -181,6 +182,25 @@ def _created(status: Any) -> datetime | None:
         return _parse_time(status["created_at"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def _stored_at(status: Any) -> datetime | None:
+    """When the instance stored a status, from its snowflake id (ms since epoch << 16).
+
+    The timeline is ordered by id, not by created_at: a remote status arrives (and gets its
+    id) after it was created, sometimes hours late. Stopping on created_at would end paging
+    at such a late arrival and miss the in-window statuses on the next pages; stopping on
+    the id's time is safe: nothing further back can have been created after it (unless the
+    sending server's clock runs ahead).
+    Servers without snowflake ids (Pleroma, GoToSocial) fall back to created_at.
+    """
+    try:
+        ms = int(status["id"]) >> 16
+    except (KeyError, TypeError, ValueError):
+        return _created(status)
+    if ms < SNOWFLAKE_SINCE_MS:  # a pre-2017 sequential id, not a snowflake
+        return _created(status)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _link_threads(events: list[RawEvent]) -> None:

@@ -173,13 +173,16 @@ class MediawikiConnector(Connector):
             except (KeyError, TypeError, ValueError):
                 yield Rejected("mediawiki revision without revid or timestamp", rev)
                 continue
+            # rvstart/rvend bound the query, but a revision the API returns out of the window
+            # (out-of-order, a replica's clock) belongs to another window's landing file.
+            in_window = (since is None or when >= since) and when < until
             if _hidden(rev):
                 editors[revid] = None
-                if when < until:
+                if in_window:
                     self.drop("hidden")
                 continue
             editors[revid] = _account(rev)
-            if when < until:
+            if in_window:
                 kept.append((page, rev, when))
         missing = sorted({int(r.get("parentid") or 0) for _, r, _ in kept} - set(editors) - {0})
         editors.update(self.fetch_editors(missing) if missing else {})

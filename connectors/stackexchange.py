@@ -192,7 +192,8 @@ class StackExchangeConnector(Connector):
                         text=_text(q.get("title"), q.get("body")),
                     )
 
-        questions = [pid for pid, kind in kinds.items() if kind == "question"]
+        # Sorted ids: the same window asks the same URLs whatever order the listing came in.
+        questions = sorted(pid for pid, kind in kinds.items() if kind == "question")
         for ids in _chunks(questions):
             path = f"questions/{';'.join(map(str, ids))}/answers"
             for a in self.pages(path, {"order": "asc", "sort": "creation", "todate": last_second}):
@@ -218,7 +219,7 @@ class StackExchangeConnector(Connector):
         comment_window: dict[str, Any] = {"order": "asc", "sort": "creation", "todate": last_second}
         if since is not None:
             comment_window["fromdate"] = _epoch(since)
-        for ids in _chunks(list(kinds)):
+        for ids in _chunks(sorted(kinds)):
             for c in self.pages(f"posts/{';'.join(map(str, ids))}/comments", comment_window):
                 try:
                     cid, post, created = int(c["comment_id"]), int(c["post_id"]), _when(c["creation_date"])

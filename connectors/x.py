@@ -13,6 +13,7 @@ Mapping and drops: docs/connectors/x.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ from urllib3.util.retry import Retry
 from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
 from connectors.base import Connector
-from connectors.http import HttpError
+from connectors.http import HttpError, retry_after_seconds
 
 API_HOST = "https://api.twitter.com"  # what tweepy 4.x sends every v2 call to
 SEARCH_PATH = "/2/tweets/search/recent"
@@ -49,6 +50,7 @@ class _QuietTweepy(logging.Filter):
         return record.levelno > logging.DEBUG
 
 
+log = logging.getLogger("agora.connectors.x")
 _TWEEPY_LOG = logging.getLogger("tweepy.client")
 if not any(isinstance(f, _QuietTweepy) for f in _TWEEPY_LOG.filters):
     _TWEEPY_LOG.addFilter(_QuietTweepy())
@@ -71,19 +73,51 @@ class ApiHostAdapter(HTTPAdapter):
         super().__init__(max_retries=retry)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.body_retries = max_retries
+        self.backoff_factor = 1.0
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         parts = urlsplit(request.url)
         request.url = f"{self.base_url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        # A body cut off in transit (connection dropped, or a 200 whose JSON ends early) is
+        # transient: fetch it again. urllib3 retries only up to the headers, so we read the
+        # body here. The last attempt is handed on; extract() reports what went wrong.
+        for attempt in range(self.body_retries + 1):
+            last = attempt == self.body_retries
+            try:
+                resp = super().send(request, **kwargs)
+                _ = resp.content
+            except requests.exceptions.ChunkedEncodingError:
+                if last:
+                    raise
+                problem = "connection dropped mid-body"
+            else:
+                if last or not _cut_off_json(resp):
+                    return resp
+                problem = "response is not valid JSON"
+            wait = self.backoff_factor * 2**attempt
+            log.warning("%s: %s; retrying in %.0fs", parts.path, problem, wait)
+            time.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _cut_off_json(resp: requests.Response) -> bool:
+    if resp.status_code != 200 or "json" not in resp.headers.get("Content-Type", ""):
+        return False
+    try:
+        json.loads(resp.content)
+    except ValueError:
+        return True
+    return False
 
 
 class RateLimitGuard:
     """A requests response hook: logs X's quota headers and decides whether a 429 may be
-    waited out. tweepy then sleeps until ``x-rate-limit-reset`` and retries; we only stop
-    it when the wait is too long, the reset is unknown, or 429s keep coming."""
+    waited out. tweepy then sleeps until ``x-rate-limit-reset`` and retries; a 429 carrying
+    only ``Retry-After`` (a proxy, a CDN) is waited out here, since tweepy would retry at
+    once. We stop it when the wait is too long, no wait is given, or 429s keep coming."""
 
     def __init__(self, log: logging.Logger, max_wait: float, max_consecutive: int = 5):
         self.log = log
@@ -105,24 +139,30 @@ class RateLimitGuard:
             return resp
         self.consecutive += 1
         self.rate_limited += 1
-        reset = resp.headers.get("x-rate-limit-reset")
-        if not reset or not reset.strip().isdigit():
-            raise HttpError(f"{path}: HTTP 429 without x-rate-limit-reset; giving up", 429)
-        wait = max(0.0, int(reset) - time.time()) + 1  # tweepy sleeps until reset + 1 s
+        reset = (resp.headers.get("x-rate-limit-reset") or "").strip()
+        retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+        if reset.isdigit():
+            wait, signal = max(0.0, int(reset) - time.time()) + 1, "x-rate-limit-reset"  # tweepy adds 1 s
+        elif retry_after is not None:
+            wait, signal = retry_after, "Retry-After"
+        else:
+            raise HttpError(f"{path}: HTTP 429 without x-rate-limit-reset or Retry-After; giving up", 429)
         if wait > self.max_wait:
             raise HttpError(
-                f"{path}: HTTP 429, x-rate-limit-reset is {wait:.0f}s away (> max_wait_seconds {self.max_wait:.0f})",
-                429,
+                f"{path}: HTTP 429, {signal} is {wait:.0f}s away (> max_wait_seconds {self.max_wait:.0f})", 429
             )
         if self.consecutive > self.max_consecutive:
             raise HttpError(f"{path}: HTTP 429 {self.consecutive} times in a row; giving up", 429)
         self.log.warning(
-            "%s: rate limited (x-rate-limit-remaining %s of %s); waiting %.0fs for x-rate-limit-reset",
+            "%s: rate limited (x-rate-limit-remaining %s of %s); waiting %.0fs for %s",
             path,
             resp.headers.get("x-rate-limit-remaining", "?"),
             resp.headers.get("x-rate-limit-limit", "?"),
             wait,
+            signal,
         )
+        if signal == "Retry-After":
+            time.sleep(wait)  # without a reset header tweepy retries at once: the wait is ours
         return resp
 
 
@@ -229,6 +269,10 @@ class XConnector(Connector):
             status = getattr(e.response, "status_code", None)
             raise HttpError(
                 f"{SEARCH_PATH}: HTTP {status}: {'; '.join(e.api_messages) or 'no message'}", status
+            ) from None
+        except requests.JSONDecodeError:
+            raise HttpError(
+                f"{SEARCH_PATH}: response is not valid JSON after {self.source.max_retries} retries"
             ) from None
         except requests.RequestException as e:
             raise HttpError(f"{SEARCH_PATH}: {type(e).__name__} after {self.source.max_retries} retries") from None

@@ -1,0 +1,477 @@
+"""The connectors × faults matrix behind tests/test_faults.py.
+
+Each `Target` is one HTTP connector with the recorded responses its own test replays
+(loaded with that test's helpers), two consecutive pages of its main listing to break,
+and how to find records in a page. Each `Fault` rewrites those routes the way a network
+or an API misbehaves, and says what the run must do about it: complete with every good
+record, quarantine the bad one, or fail clearly without landing anything.
+
+Nothing of ours is patched: the connectors talk real HTTP to `FaultServer` (the replay
+server plus a "connection dropped mid-body" fault) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agora.replay import ReplayServer, Reply, _query_key
+
+Key = tuple[str, str | None]  # (path, exact query or None)
+Routes = dict[Key, list[Reply]]
+
+NEW_FIELD = "agora_fault_new_field"
+NEW_FIELD_VALUE = "NEW-FIELD-VALUE-5e1d9c"  # must never reach disk
+
+
+class FaultServer(ReplayServer):
+    """ReplayServer plus `cut_body()`: send the headers and half the body, then drop the
+    connection — a transfer cut off mid-body (the replay server's own "truncate" fault
+    sends a complete HTTP message whose JSON ends early)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._cuts: dict[tuple[str, tuple | None], int] = {}
+        super().__init__(*args, **kwargs)
+
+    def cut_body(self, path: str, query: str | None, times: int = 1) -> None:
+        self._cuts[(path, _query_key(query))] = times
+
+    def _take_cut(self, raw_path: str) -> bool:
+        parts = urlsplit(raw_path)
+        for key in ((parts.path, _query_key(parts.query)), (parts.path, None)):
+            if self._cuts.get(key, 0) > 0:
+                self._cuts[key] -= 1
+                return True
+        return False
+
+    def _handler(self):
+        base, server = super()._handler(), self
+
+        class Handler(base):
+            def do_GET(self):
+                if not server._take_cut(self.path):
+                    return super().do_GET()
+                raw, self.wfile = self.wfile, _CutAfterHeaders(self.wfile, self.connection)
+                try:
+                    super().do_GET()
+                finally:
+                    self.wfile, self.close_connection = raw, True
+
+        return Handler
+
+
+class _CutAfterHeaders:
+    """Passes the header block through, then half of the body, then shuts the socket."""
+
+    def __init__(self, raw: Any, conn: socket.socket):
+        self.raw, self.conn, self.writes = raw, conn, 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.writes == 1:
+            return self.raw.write(data)
+        if self.writes == 2:
+            self.raw.write(data[: max(1, len(data) // 2)])
+            self.conn.shutdown(socket.SHUT_RDWR)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+# --- targets -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # connector type; also the configured source name
+    source: Callable[[str], dict]  # server URL -> source config (without the fast settings)
+    routes: Callable[[], Routes]  # the recorded happy path
+    window: tuple[str, str]
+    pages: tuple[Key, Key]  # two consecutive pages of the main listing
+    items: Callable[[Any], list]  # a page's JSON body -> its (mutable) list of records
+    record_id: Callable[[dict], str]  # a raw item -> the record_id it lands as
+    required: str  # a field without which an item cannot be parsed
+    time_field: str
+    epoch_seconds: bool = False  # time_field holds Unix seconds, not ISO 8601
+    env: dict[str, str] = field(default_factory=dict)
+    share_context: Callable[[Any, Any], None] | None = None  # make page-bound context (X users) span both
+    # Where to break a record for "missing required field" when the listing's records decide
+    # later requests (a rejected question changes the answers URL, which has no recording):
+    # (page, items, record_id); default the second listing page.
+    leaf: tuple[Key, Callable[[Any], list], Callable[[dict], str]] | None = None
+
+    def leaf_page(self) -> tuple[Key, Callable[[Any], list], Callable[[dict], str]]:
+        return self.leaf or (self.pages[1], self.items, self.record_id)
+
+    @property
+    def since(self) -> datetime:
+        return datetime.fromisoformat(self.window[0].replace("Z", "+00:00"))
+
+    def set_time(self, item: dict, when: datetime) -> None:
+        if self.epoch_seconds:
+            item[self.time_field] = int(when.timestamp())
+        else:
+            item[self.time_field] = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _specs_routes(specs: list[dict]) -> Routes:
+    return {(s["path"], s["query"]): [Reply(**r) for r in s["replies"]] for s in specs}
+
+
+def _cassette_routes(path: Path) -> Routes:
+    from cassettes import load_cassette
+
+    routes: Routes = {}
+    for it in load_cassette(path):
+        if it.method == "GET":
+            routes.setdefault((it.path, it.query), []).append(it.reply)
+    return routes
+
+
+def _key_of(routes: Routes, path: str, query_has: str = "", index: int = 0) -> Key:
+    keys = [k for k in routes if k[0] == path and query_has in (k[1] or "")]
+    return keys[index]
+
+
+def _github() -> Target:
+    from test_connector_github import SINCE, UNTIL, route_specs
+
+    routes = lambda: _specs_routes(route_specs())  # noqa: E731
+    r = routes()
+    return Target(
+        name="github",
+        source=lambda url: {"type": "github", "base_url": url, "repos": ["acme/widgets"], "page_size": 3},
+        routes=routes,
+        window=(SINCE.isoformat(), UNTIL.isoformat()),
+        pages=(_key_of(r, "/repos/acme/widgets/issues"), _key_of(r, "/repositories/1296269/issues", "page=2")),
+        items=lambda body: body,
+        record_id=lambda item: f"acme/widgets#{item['number']}",
+        required="created_at",
+        time_field="created_at",
+    )
+
+
+def _mediawiki() -> Target:
+    from test_connector_mediawiki import SINCE, SUPPORT_PAGES, TALK_PAGES, UNTIL, route_specs
+
+    routes = lambda: _specs_routes(list(route_specs().values()))  # noqa: E731
+    specs = route_specs()
+    return Target(
+        name="mediawiki",
+        source=lambda url: {
+            "type": "mediawiki",
+            "api_url": f"{url}/w/api.php",
+            "pageviews_url": f"{url}/api/rest_v1/metrics/pageviews",
+            "project": "meta.wikimedia.org",
+            "pages": TALK_PAGES,
+            "support_pages": SUPPORT_PAGES,
+            "page_size": 3,
+        },
+        routes=routes,
+        window=(SINCE.isoformat(), UNTIL.isoformat()),
+        pages=tuple((specs[f"revisions.page{n}"]["path"], specs[f"revisions.page{n}"]["query"]) for n in (1, 2)),
+        items=lambda body: body["query"]["pages"][0]["revisions"],
+        record_id=lambda item: str(item["revid"]),
+        required="timestamp",
+        time_field="timestamp",
+        # A rejected revision's id turns up as a parent to look up: break one on the last page.
+        leaf=(
+            (specs["revisions.page3"]["path"], specs["revisions.page3"]["query"]),
+            lambda body: body["query"]["pages"][0]["revisions"],
+            lambda item: str(item["revid"]),
+        ),
+    )
+
+
+def _stackexchange() -> Target:
+    from test_connector_stackexchange import SINCE, UNTIL, route_specs
+
+    routes = lambda: _specs_routes(list(route_specs().values()))  # noqa: E731
+    specs = route_specs()
+    return Target(
+        name="stackexchange",
+        source=lambda url: {
+            "type": "stackexchange",
+            "base_url": f"{url}/2.3",
+            "site": "stackoverflow",
+            "tagged": ["airflow", "dbt"],
+            "page_size": 2,
+        },
+        routes=routes,
+        window=(SINCE.isoformat(), UNTIL.isoformat()),
+        pages=tuple(
+            (specs[f"questions.airflow.page{n}"]["path"], specs[f"questions.airflow.page{n}"]["query"]) for n in (1, 2)
+        ),
+        items=lambda body: body["items"],
+        record_id=lambda item: f"question:{item['question_id']}",
+        required="creation_date",
+        time_field="creation_date",
+        epoch_seconds=True,
+        # A rejected question or answer changes the ids in the next URL: break a comment instead.
+        leaf=(
+            (specs["comments.page2"]["path"], specs["comments.page2"]["query"]),
+            lambda body: body["items"],
+            lambda item: f"comment:{item['comment_id']}",
+        ),
+    )
+
+
+def _x_users_on_both(a: Any, b: Any) -> None:
+    users = {u["id"]: u for body in (a, b) for u in body.get("includes", {}).get("users", [])}
+    for body in (a, b):
+        body.setdefault("includes", {})["users"] = list(users.values())
+
+
+def _x() -> Target:
+    from test_connector_x import CASSETTE, SEARCH, SINCE, UNTIL
+
+    routes = lambda: _cassette_routes(CASSETTE)  # noqa: E731
+    r = routes()
+    return Target(
+        name="x",
+        source=lambda url: {
+            "type": "x",
+            "query": "tweepy -is:retweet",
+            "base_url": url,
+            "bearer_token_env": "X_FAULT_TOKEN",
+            "max_wait_seconds": 30,
+        },
+        routes=routes,
+        window=(SINCE, UNTIL),
+        pages=(_key_of(r, SEARCH, index=0), _key_of(r, SEARCH, "next_token")),
+        items=lambda body: body["data"],
+        record_id=lambda item: str(item["id"]),
+        required="created_at",
+        time_field="created_at",
+        env={"X_FAULT_TOKEN": "AAAA-fault-token"},
+        share_context=_x_users_on_both,
+    )
+
+
+def _mastodon() -> Target:
+    from test_connector_mastodon import CASSETTE, INSTANCE, TIMELINE
+
+    routes = lambda: _cassette_routes(CASSETTE)  # noqa: E731
+    r = routes()
+    return Target(
+        name="mastodon",
+        source=lambda url: {
+            "type": "mastodon",
+            "base_url": url,
+            "hashtag": "#fediverse",
+            "instance": INSTANCE,
+            "page_size": 15,
+        },
+        routes=routes,
+        # Page 2 reaches back past `since`: the connector must stop there, not earlier.
+        window=("2026-04-11T12:00:00Z", "2026-04-11T20:00:00Z"),
+        pages=(_key_of(r, TIMELINE, index=0), _key_of(r, TIMELINE, "max_id=116386918909911028")),
+        items=lambda body: body,
+        record_id=lambda item: str(item["id"]),
+        required="created_at",
+        time_field="created_at",
+    )
+
+
+def _discourse() -> Target:
+    from test_connector_discourse import fixture_routes
+
+    def routes() -> Routes:
+        return {key: [Reply(body=copy.deepcopy(body))] for key, body in fixture_routes().items()}
+
+    r = routes()
+    posts = lambda body: body["post_stream"]["posts"]  # noqa: E731
+    return Target(
+        name="discourse",
+        source=lambda url: {"type": "discourse", "base_url": url},
+        routes=routes,
+        window=("2025-05-01T00:00:00Z", "2025-07-01T00:00:00Z"),
+        # Topic 102's post stream: 20 posts in /t/102.json, the other 5 from /t/102/posts.json.
+        pages=(_key_of(r, "/t/102.json"), _key_of(r, "/t/102/posts.json")),
+        items=posts,
+        record_id=lambda item: str(item["id"]),
+        required="created_at",
+        time_field="created_at",
+    )
+
+
+def targets() -> list[Target]:
+    return [_github(), _mediawiki(), _stackexchange(), _x(), _mastodon(), _discourse()]
+
+
+# --- faults --------------------------------------------------------------------------
+
+
+def body_of(reply: Reply) -> Any:
+    return copy.deepcopy(json.loads(reply.body) if isinstance(reply.body, str | bytes) else reply.body)
+
+
+def with_body(reply: Reply, body: Any) -> Reply:
+    return Reply(status=reply.status, body=body, headers=dict(reply.headers))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a fault did to the routes, for the test to check against."""
+
+    lost: set[str] = field(default_factory=set)  # record ids that must no longer land
+    quarantined: int = 0  # extra quarantined items
+    reason: str | None = None  # ... whose reason must contain this
+    retried: bool = False  # the run must have sent more requests than the happy path
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    outcome: str  # "completes" | "quarantines" | "fails"
+    inject: Callable[[Target, Routes, FaultServer, set[str]], Plan]  # (target, routes, server, landed ids)
+    settings: dict[str, Any] = field(default_factory=dict)  # source settings for this fault
+    message: str = ""  # for "fails": the error must contain this (plus the failing path)
+
+
+def _then_ok(routes: Routes, key: Key, *first: Reply) -> None:
+    """Serve `first` for this page, then the recorded answer (the last reply repeats)."""
+    routes[key] = [*first, routes[key][0]]
+
+
+def _forever(routes: Routes, key: Key, reply: Reply) -> None:
+    routes[key] = [reply]
+
+
+def _retry_after_429(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    _then_ok(routes, t.pages[1], Reply(429, {"error": "Too Many Requests"}, {"Retry-After": "1"}))
+    return Plan(retried=True)
+
+
+def _burst_5xx(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    # 500 and 502 without a hint (exponential backoff), 503 with Retry-After: 0 (retry now).
+    _then_ok(
+        routes,
+        t.pages[1],
+        Reply(500, {"error": "Internal Server Error"}),
+        Reply(502, "<html>Bad Gateway</html>"),
+        Reply(503, {"error": "Service Unavailable"}, {"Retry-After": "0"}),
+    )
+    return Plan(retried=True)
+
+
+def _reset(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    _then_ok(routes, t.pages[1], Reply(fault="reset"))
+    return Plan(retried=True)
+
+
+def _timeout(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    ok = routes[t.pages[1]][0]
+    _then_ok(routes, t.pages[1], Reply(ok.status, ok.body, dict(ok.headers), delay=2.0))
+    return Plan(retried=True)
+
+
+def _truncated(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    ok = routes[t.pages[1]][0]
+    _then_ok(routes, t.pages[1], Reply(ok.status, ok.body, dict(ok.headers), fault="truncate"))
+    return Plan(retried=True)
+
+
+def _cut_mid_body(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    server.cut_body(*t.pages[1])
+    return Plan(retried=True)
+
+
+def _new_field(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    for key in t.pages:
+        body = body_of(routes[key][0])
+        for item in t.items(body):
+            item[NEW_FIELD] = {"nested": NEW_FIELD_VALUE, "list": [NEW_FIELD_VALUE]}
+        if isinstance(body, dict):
+            body[NEW_FIELD] = NEW_FIELD_VALUE
+        routes[key] = [with_body(routes[key][0], body)]
+    return Plan()
+
+
+def _first_landed(t: Target, items: list, landed: set[str]) -> dict:
+    return next(i for i in items if t.record_id(i) in landed)
+
+
+def _missing_field(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    key, items, record_id = t.leaf_page()
+    body = body_of(routes[key][0])
+    victim = next(i for i in items(body) if record_id(i) in landed)
+    del victim[t.required]
+    routes[key] = [with_body(routes[key][0], body)]
+    return Plan(lost={record_id(victim)}, quarantined=1, reason=t.required)
+
+
+def _repeated(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    first, second = (body_of(routes[k][0]) for k in t.pages)
+    t.items(second).append(copy.deepcopy(_first_landed(t, t.items(first), landed)))
+    if t.share_context:
+        t.share_context(first, second)
+    for key, body in zip(t.pages, (first, second), strict=True):
+        routes[key] = [with_body(routes[key][0], body)]
+    return Plan()
+
+
+def _out_of_order(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    """Pages in reverse order inside, and a late arrival: a record on the first page whose
+    timestamp lies before the window (it belongs to an earlier window; nothing else may be lost)."""
+    first, second = (body_of(routes[k][0]) for k in t.pages)
+    for body in (first, second):
+        t.items(body).reverse()
+    late = _first_landed(t, t.items(first), landed)
+    t.set_time(late, t.since - timedelta(days=1, minutes=1))
+    for key, body in zip(t.pages, (first, second), strict=True):
+        routes[key] = [with_body(routes[key][0], body)]
+    return Plan(lost={t.record_id(late)})
+
+
+def _5xx_forever(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    _forever(routes, t.pages[1], Reply(503, {"error": "Service Unavailable"}, {"Retry-After": "0"}))
+    return Plan()
+
+
+def _truncated_forever(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    ok = routes[t.pages[1]][0]
+    _forever(routes, t.pages[1], Reply(ok.status, ok.body, dict(ok.headers), fault="truncate"))
+    return Plan()
+
+
+def _reset_forever(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
+    _forever(routes, t.pages[1], Reply(fault="reset"))
+    return Plan()
+
+
+RETRYING = {"max_retries": 3}
+FAILING = {"max_retries": 1}
+
+FAULTS = [
+    Fault("429 with Retry-After", "completes", _retry_after_429, RETRYING),
+    Fault("burst of 500/502/503", "completes", _burst_5xx, RETRYING),
+    Fault("connection reset", "completes", _reset, RETRYING),
+    Fault("timeout", "completes", _timeout, {**RETRYING, "timeout_seconds": 0.5}),
+    Fault("truncated JSON", "completes", _truncated, RETRYING),
+    Fault("connection cut mid-body", "completes", _cut_mid_body, RETRYING),
+    Fault("unexpected new field", "completes", _new_field, RETRYING),
+    Fault("missing required field", "quarantines", _missing_field, RETRYING),
+    Fault("record repeated across pages", "completes", _repeated, RETRYING),
+    Fault("out-of-order timestamps", "completes", _out_of_order, RETRYING),
+    Fault("503 on every retry", "fails", _5xx_forever, FAILING, "503"),
+    Fault("truncated JSON on every retry", "fails", _truncated_forever, FAILING, "not valid JSON"),
+    Fault("connection reset on every retry", "fails", _reset_forever, FAILING, "Connection"),
+]
+
+
+def source_config(t: Target, url: str, settings: dict[str, Any]) -> dict:
+    return {"name": t.name, **t.source(url), **settings}
+
+
+def window_of(t: Target) -> tuple[datetime, datetime]:
+    since, until = (datetime.fromisoformat(w.replace("Z", "+00:00")).astimezone(UTC) for w in t.window)
+    return since, until
