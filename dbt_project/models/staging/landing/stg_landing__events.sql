@@ -1,5 +1,9 @@
 -- One row per landed record. Overlapping extraction windows can land the same record in
 -- two files: keep the copy read last, so an edited or re-read record counts once.
+-- A table, unlike the other staging models: it is the one model that opens the landing
+-- zone's many small Parquet files (one per source and day), so a build reads them once
+-- instead of once per downstream query and test.
+{{ config(materialized='table') }}
 with
 
 source as (
