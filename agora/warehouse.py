@@ -127,6 +127,7 @@ def run_dbt(
     log.info("dbt %s", " ".join(args))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_DIR)
     log.info("dbt %s finished in %.1f s (exit %d)", args[0] if args else "", time.time() - started, proc.returncode)
+    log.debug("dbt output:\n%s", proc.stdout)
     if check and proc.returncode != 0:
         raise WarehouseError(_failure_summary(args, proc, target / "run_results.json", started))
     return proc
@@ -215,3 +216,17 @@ def parse(cfg: AgoraConfig | None = None, *, target_path: str | os.PathLike | No
     if not manifest.exists():
         raise WarehouseError(f"dbt parse did not write {manifest}")
     return manifest
+
+
+def manifest_path() -> Path:
+    """The manifest the transform DAG and the mart contract read (written by `parse`/`build`)."""
+    return PROJECT_DIR / "target" / "manifest.json"
+
+
+if __name__ == "__main__":
+    # `python -m agora.warehouse parse`: run by `make` so the DAGs can be parsed.
+    import sys
+
+    if sys.argv[1:] != ["parse"]:
+        sys.exit("usage: python -m agora.warehouse parse")
+    print(parse())

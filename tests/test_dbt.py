@@ -311,6 +311,13 @@ def test_manifest_declares_disclosure_for_every_mart(built):
         "values": ["value"],
     }
     assert marts["kpi_catalog"]["disclosure"] == "none"
+    for node in manifest["nodes"].values():
+        if node.get("schema") == "marts":
+            assert node["config"]["contract"]["enforced"], node["name"]
+            assert node["description"].strip(), node["name"]
+            assert set(node["columns"]) == set(MART_COLUMNS[node["name"]]), node["name"]
+            undocumented = [c for c, col in node["columns"].items() if not col["description"].strip()]
+            assert not undocumented, (node["name"], undocumented)
 
 
 def test_parse_works_with_no_settings(tmp_path, monkeypatch):
