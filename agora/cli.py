@@ -181,25 +181,29 @@ RebuildOpt = typer.Option(True, "--rebuild/--no-rebuild", help="Rebuild and repu
 
 
 def _privacy_call(step: str, fn, *args, **kwargs):
+    from rich.markup import escape
+
     from agora.privacy import PrivacyInputError
 
     try:
         with console.status(f"{step} …"):
             return fn(*args, **kwargs)
     except (PrivacyInputError, ConfigError) as e:
-        err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except Exception as e:  # noqa: BLE001
         raise _fail(step, e) from None
 
 
 def _completion_rows(table: Table, done) -> None:
-    if done is None or not done.rebuilt:
-        table.add_row("rebuild", "not needed" if done is not None else "skipped (--no-rebuild)")
+    if done is None or not (done.requests_completed or done.retention_completed):
+        table.add_row("rebuild", "skipped (--no-rebuild)" if done is None else "not needed")
         return
+    table.add_row("erasures completed", str(done.requests_completed))
     table.add_row("rows removed", ", ".join(f"{k} {v}" for k, v in done.rows_removed.items()))
     table.add_row("reply links unset", ", ".join(f"{k} {v}" for k, v in done.links_unset.items()))
-    table.add_row("rebuilt and republished", f"yes ({done.seconds:.1f} s)")
+    rebuilt = f"yes ({done.seconds:.1f} s)" if done.rebuilt else "no landing data left: warehouse removed"
+    table.add_row("rebuilt and republished", rebuilt)
 
 
 @privacy_app.command("apply")

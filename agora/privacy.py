@@ -150,8 +150,8 @@ def _request(cfg: AgoraConfig, rec: dict[str, str], where: str, now: datetime) -
     if kind not in KINDS:
         raise PrivacyInputError(f"{where}: kind must be opt_out or erasure")
     account = rec["account"]
-    if not account or any(ch.isspace() for ch in account):
-        raise PrivacyInputError(f"{where}: account is empty or contains spaces")
+    if not account:
+        raise PrivacyInputError(f"{where}: account is empty")
     requested_at = _parse_requested_at(rec["requested_at"], where, now)
     req = Request(where, platform, account, kind, requested_at)
     # Forms that can never be looked up are input errors, found before anything is done.
@@ -171,6 +171,9 @@ def _is_id(account: str) -> bool:
 
 def _sources(cfg: AgoraConfig, platform: str) -> list[Any]:
     return [s for s in cfg.sources if s.type == platform]
+
+
+# -- team-written text ------------------------------------------------------------------------
 
 
 def find_personal_data(*texts: str | None) -> str | None:
@@ -663,7 +666,10 @@ def _staging_counts(path: str, pseudonyms: set[str]) -> Counter:
 
 
 def _rows_mentioning(path: str, pseudonyms: set[str]) -> int:
-    """Rows of any table or view, in any schema, with a text column containing one of the pseudonyms."""
+    """Rows of any stored table, in any schema, with a text column containing one of the pseudonyms.
+
+    Views are skipped: they store nothing (staging views read landing, searched separately).
+    """
     import duckdb
 
     if not pseudonyms or not os.path.exists(path):
@@ -674,9 +680,11 @@ def _rows_mentioning(path: str, pseudonyms: set[str]) -> int:
     total = 0
     try:
         cols = con.execute(
-            "select table_schema, table_name, column_name from information_schema.columns "
-            "where data_type = 'VARCHAR' or data_type like 'VARCHAR[]%' and table_catalog = current_database() "
-            "order by 1, 2"
+            "select c.table_schema, c.table_name, c.column_name from information_schema.columns as c "
+            "inner join information_schema.tables as t on t.table_catalog = c.table_catalog "
+            "and t.table_schema = c.table_schema and t.table_name = c.table_name "
+            "where t.table_type = 'BASE TABLE' and c.table_catalog = current_database() "
+            "and (c.data_type = 'VARCHAR' or c.data_type like 'VARCHAR[]%') order by 1, 2"
         ).fetchall()
         by_table: dict[tuple[str, str], list[str]] = {}
         for schema, table, column in cols:
@@ -716,6 +724,7 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
     before the audit says "completed". Any failure leaves the journal for the next run.
     """
     from agora import pipeline
+    from agora.landing import landing_files
     from agora.warehouse import warehouse_path
 
     started = time.monotonic()
@@ -748,14 +757,18 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
         _save_journal(cfg, journal)
 
     _remove_warehouse_file(wh)
-    try:
-        pipeline.validate_landing(cfg)
-        pipeline.build(cfg, full_refresh=True)
-        pipeline.validate_marts(cfg)
-        pipeline.publish(cfg)
-    except Exception as e:
-        raise PrivacyError(f"rebuild after privacy changes failed (will be retried): {e}") from e
-    result.rebuilt = True
+    if landing_files(cfg.path("landing")):
+        try:
+            pipeline.validate_landing(cfg)
+            pipeline.build(cfg, full_refresh=True)
+            pipeline.validate_marts(cfg)
+            pipeline.publish(cfg)
+        except Exception as e:
+            raise PrivacyError(f"rebuild after privacy changes failed (will be retried): {e}") from e
+        result.rebuilt = True
+    else:
+        # Nothing left to build from: the warehouse is gone and serving keeps its aggregates.
+        log.warning("privacy: no landing data left; warehouse removed, serving left as last published")
 
     after: Counter = Counter()
     if erased:
@@ -791,7 +804,7 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
             result.requests_completed += 1
         else:
             result.retention_completed += 1
-        e.update(status="completed", completed_at=now.isoformat(), warehouse_rebuilt=True, serving_republished=True)
+        e.update(status="completed", completed_at=now.isoformat(), warehouse_rebuilt=result.rebuilt)
         for layer, n in (e.get("rows_removed") or {}).items():
             result.rows_removed[layer] = result.rows_removed.get(layer, 0) + n
         for layer, n in (e.get("links_unset") or {}).items():
