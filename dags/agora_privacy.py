@@ -1,6 +1,7 @@
 """agora_privacy: apply opt-out/erasure requests, purge expired partitions, republish.
 
-Daily. `apply_requests` reads the requests file (`privacy.requests` in agora.yml), adds
+Daily. `apply_requests` reads the requests file (`privacy.requests` in agora.yml; none
+configured = nothing to apply), adds
 every new request's pseudonyms to the tombstone list the connectors check, and journals
 erasures; `purge_retention` deletes landing and quarantine partitions older than
 `privacy.retention_days` before the run's data interval end (never the wall clock).
@@ -42,7 +43,10 @@ def agora_privacy():
         from agora.config import ConfigError, load_config
 
         try:
-            return privacy.apply_requests(load_config(), rebuild=False).as_dict()
+            cfg = load_config()
+            if cfg.privacy.requests is None:  # no requests file configured: nothing to apply
+                return privacy.ApplyResult().as_dict()
+            return privacy.apply_requests(cfg, rebuild=False).as_dict()
         except (privacy.PrivacyInputError, ConfigError) as e:
             raise AirflowFailException(str(e)) from None
 
