@@ -1,9 +1,8 @@
 """agora_privacy: apply opt-out/erasure requests, purge expired partitions, republish.
 
 Daily. `apply_requests` reads the requests file (`privacy.requests` in agora.yml; none
-configured = nothing to apply), adds
-every new request's pseudonyms to the tombstone list the connectors check, and journals
-erasures; `purge_retention` deletes landing and quarantine partitions older than
+configured = nothing to apply), adds every new request's pseudonyms to the tombstone
+list the connectors check, and journals erasures; `purge_retention` deletes landing and quarantine partitions older than
 `privacy.retention_days` before the run's data interval end (never the wall clock).
 If either left work in the journal, `rebuild_and_publish` erases the rows from every
 landing and quarantine file, rebuilds the warehouse into a fresh file, runs the mart
