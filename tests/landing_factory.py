@@ -121,7 +121,10 @@ class LandingFactory:
         self, run_id: str = "factory", rows: list[dict] | None = None, extracted_at: datetime | None = None
     ) -> list[str]:
         """Land the rows (or a subset, e.g. to simulate an overlapping rerun) as one run."""
-        rows = [dict(r, run_id=run_id, extracted_at=extracted_at or r["extracted_at"]) for r in rows or self.rows]
+        rows = [
+            dict(r, run_id=run_id, extracted_at=extracted_at or r["extracted_at"])
+            for r in (self.rows if rows is None else rows)
+        ]
         return write_landing(rows, self.landing_root, self.source, run_id)
 
 
