@@ -30,6 +30,7 @@ def airflow_env(config_path: Path, home: Path | None = None) -> dict[str, str]:
             "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
             "AGORA_CONFIG": str(config_path),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
         }
     )

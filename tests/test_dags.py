@@ -34,22 +34,22 @@ PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import airflow.sdk, airflow.models  # Airflow's own import, paid by every DAG processor
-from airflow.models.dagbag import DagBag
+from airflow.dag_processing.dagbag import DagBag
 t1 = time.perf_counter()
 timings = {}
 dags = {}
 errors = {}
 for f in sys.argv[1:]:
     t = time.perf_counter()
-    bag = DagBag(dag_folder=f, include_examples=False)
+    bag = DagBag(dag_folder=f)
     timings[f] = time.perf_counter() - t
     errors.update({k: str(v) for k, v in bag.import_errors.items()})
     for dag_id, dag in bag.dags.items():
         dags[dag_id] = {
             "tasks": sorted(dag.task_ids),
-            "schedule": str(dag.timetable.summary),
+            "schedule": type(dag.timetable).__name__ + " " + str(getattr(dag.timetable, "asset_condition", "")),
             "pools": sorted({t.pool for t in dag.tasks}),
-            "outlets": sorted({str(getattr(o, "uri", getattr(o, "name", o))) for t in dag.tasks for o in t.outlets}),
+            "outlets": sorted({str(getattr(o, "name", o)) for t in dag.tasks for o in t.outlets}),
         }
 print(json.dumps({"airflow_import": t1 - t0, "parse": timings, "errors": errors, "dags": dags}))
 """
