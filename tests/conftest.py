@@ -36,3 +36,15 @@ def write_config(directory: Path, sources: list[dict], **extra) -> Path:
     path = directory / "agora.yml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL on 127.0.0.1 (see tests/postgres.py), shared by the session."""
+    from tests.postgres import start_postgres
+
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
