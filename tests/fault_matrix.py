@@ -352,12 +352,12 @@ def _retry_after_429(t: Target, routes: Routes, server: FaultServer, landed: set
 
 
 def _burst_5xx(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
-    # 500 and 502 without a hint (exponential backoff), 503 with Retry-After: 0 (retry now).
+    # 500 without a hint (exponential backoff), then 502 and 503 saying Retry-After: 0 (retry now).
     _then_ok(
         routes,
         t.pages[1],
         Reply(500, {"error": "Internal Server Error"}),
-        Reply(502, "<html>Bad Gateway</html>"),
+        Reply(502, "<html>Bad Gateway</html>", {"Retry-After": "0"}),
         Reply(503, {"error": "Service Unavailable"}, {"Retry-After": "0"}),
     )
     return Plan(retried=True)
