@@ -1,0 +1,1 @@
+"""Agora's Superset dashboards kept as code; see docs/dashboards.md."""
