@@ -194,6 +194,41 @@ Source = Annotated[
 ]
 
 
+class PostgresServing(_Strict):
+    """Where marts are published for Superset when one file on one host is not enough."""
+
+    kind: Literal["postgres"]
+    host: str = Field("127.0.0.1", description="PostgreSQL host.")
+    port: int = Field(5432, ge=1, le=65535)
+    database: str = Field("agora", description="Database holding the serving schema.")
+    user: str = Field("agora_publisher", description="Role that builds and swaps the serving schema.")
+    password_env: str = Field(
+        "AGORA_SERVING_PASSWORD", description="Environment variable holding the publisher's password."
+    )
+    schema_name: str = Field(
+        "marts", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,40}$", description="Schema Superset reads."
+    )
+    reader_role: str = Field(
+        "agora_reader", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Read-only role granted SELECT."
+    )
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+    def password(self) -> str:
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise ConfigError(f"serving.password_env: environment variable {self.password_env} is unset")
+        return value
+
+
+class DuckdbServing(_Strict):
+    """Default: `<paths.warehouse>/serving.duckdb`, swapped in with os.replace."""
+
+    kind: Literal["duckdb"] = "duckdb"
+
+
+Serving = Annotated[Union[DuckdbServing, PostgresServing], Field(discriminator="kind")]
+
+
 class Kpis(_Strict):
     targets: dict[str, float] = Field(default_factory=dict, description="KPI name -> target value.")
 
@@ -204,6 +239,7 @@ class AgoraConfig(_Strict):
     paths: Paths = Paths()
     sources: list[Source] = Field(min_length=1)
     kpis: Kpis = Kpis()
+    serving: Serving = DuckdbServing()
     # Directory of the config file; relative paths in it are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
 

@@ -120,7 +120,15 @@ def _copy_marts(source: str, target: str, result: PublishResult) -> None:
 
 
 def publish(cfg: AgoraConfig) -> PublishResult:
-    """Copy the marts of `<warehouse>/agora.duckdb` into a fresh serving.duckdb, swapped atomically."""
+    """Copy the marts of `<warehouse>/agora.duckdb` into a fresh serving.duckdb, swapped atomically.
+
+    With `serving: {kind: postgres}` in agora.yml they go to a PostgreSQL schema instead
+    (agora.publish_pg), swapped in one transaction.
+    """
+    if cfg.serving.kind == "postgres":
+        from agora.publish_pg import publish_postgres
+
+        return publish_postgres(cfg)
     started = time.monotonic()
     directory = _local_dir(cfg)
     source = os.path.join(directory, WAREHOUSE_FILE)
