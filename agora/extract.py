@@ -125,11 +125,10 @@ def run_extract(
     summary.files = write_landing(rows, landing_root, src.name, run_id, team=team)
     summary.landed = len(rows)
     summary.by_type = dict(Counter(r["record_type"] for r in rows))
-    if rejects:
-        write_quarantine(rejects, cfg.path("quarantine"), src.name, run_id, until.strftime("%Y-%m-%d"))
-        summary.quarantined = len(rejects)
-        for reason, _, _ in rejects:
-            log.warning("%s: quarantined: %s", src.name, reason)
+    write_quarantine(rejects, cfg.path("quarantine"), src.name, run_id, until.strftime("%Y-%m-%d"))
+    summary.quarantined = len(rejects)
+    for reason, _, _ in rejects:
+        log.warning("%s: quarantined: %s", src.name, reason)
     summary.dropped = dict(connector.drops + privacy_drops)
     if save_state:
         previous = read_state(state_root, src.name).get("cursor")

@@ -91,6 +91,9 @@ def write_quarantine(
 ) -> str | None:
     """Store why each item was rejected, with its shape and a hash but never its content.
 
+    One file per run (its name depends only on the window, like landing files), replaced
+    or removed when the window is rerun.
+
     `rejects` yields (reason, record_id, payload). Platform payloads hold personal data,
     so only the key names and a SHA-256 of the serialised payload are kept: enough to
     find the item again at the source, nothing to identify anyone.
@@ -110,9 +113,14 @@ def write_quarantine(
                 "quarantined_at": now,
             }
         )
-    if not rows:
-        return None
     url = posixpath.join(quarantine_root, source, f"dt={day}", f"{run_id}.parquet")
+    if not rows:
+        # A rerun of the window that rejects nothing (the API fixed the record, or the
+        # connector did) must not leave the old run's rejects claiming otherwise.
+        fs, path = _fs(url)
+        if fs.exists(path):
+            fs.rm(path)
+        return None
     _atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), url)
     return url
 

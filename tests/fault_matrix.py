@@ -326,6 +326,7 @@ class Plan:
     quarantined: int = 0  # extra quarantined items
     reason: str | None = None  # ... whose reason must contain this
     retried: bool = False  # the run must have sent more requests than the happy path
+    waited: float = 0.0  # ... and taken at least this long (a server-requested wait)
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,7 @@ def _forever(routes: Routes, key: Key, reply: Reply) -> None:
 
 def _retry_after_429(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
     _then_ok(routes, t.pages[1], Reply(429, {"error": "Too Many Requests"}, {"Retry-After": "1"}))
-    return Plan(retried=True)
+    return Plan(retried=True, waited=1.0)
 
 
 def _burst_5xx(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
@@ -370,7 +371,7 @@ def _reset(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> 
 
 def _timeout(t: Target, routes: Routes, server: FaultServer, landed: set[str]) -> Plan:
     ok = routes[t.pages[1]][0]
-    _then_ok(routes, t.pages[1], Reply(ok.status, ok.body, dict(ok.headers), delay=2.0))
+    _then_ok(routes, t.pages[1], Reply(ok.status, ok.body, dict(ok.headers), delay=3.0))
     return Plan(retried=True)
 
 
@@ -455,7 +456,7 @@ FAULTS = [
     Fault("429 with Retry-After", "completes", _retry_after_429, RETRYING),
     Fault("burst of 500/502/503", "completes", _burst_5xx, RETRYING),
     Fault("connection reset", "completes", _reset, RETRYING),
-    Fault("timeout", "completes", _timeout, {**RETRYING, "timeout_seconds": 0.5}),
+    Fault("timeout", "completes", _timeout, {**RETRYING, "timeout_seconds": 1.0}),
     Fault("truncated JSON", "completes", _truncated, RETRYING),
     Fault("connection cut mid-body", "completes", _cut_mid_body, RETRYING),
     Fault("unexpected new field", "completes", _new_field, RETRYING),

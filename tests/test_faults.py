@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,9 @@ def test_fault(t: Target, fault: Fault, workdir, monkeypatch, tmp_path_factory):
             assert read_state(cfg.path("state"), t.name)["cursor"] == until.isoformat()
             return
 
+        started = time.monotonic()
         summary = run_extract(cfg, t.name, since, until)
+        seconds = time.monotonic() - started
         requests = len(server.requests)
 
     rows = landed_rows(cfg, t.name)
@@ -146,6 +149,7 @@ def test_fault(t: Target, fault: Fault, workdir, monkeypatch, tmp_path_factory):
         assert any(plan.reason in r for r in reasons), reasons
     if plan.retried:
         assert requests > base.requests
+    assert seconds >= plan.waited
     assert read_state(cfg.path("state"), t.name)["cursor"] == until.isoformat()
     # An unexpected field is never read: not its value anywhere, not its name in landing
     # (quarantine keeps the key names of a rejected payload, by design).

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from conftest import TEST_KEY, write_config
-from fault_matrix import FaultServer, Reply, Target, source_config, targets, window_of
+from fault_matrix import FAULTS, FaultServer, Reply, Target, source_config, targets, window_of
 
 from agora.config import load_config
 from agora.extract import run_extract
@@ -47,6 +47,10 @@ def landing_snapshot(cfg, source: str) -> tuple[list[str], list[tuple]]:
             r.pop("extracted_at")
             rows.append(tuple(sorted((k, repr(v)) for k, v in r.items())))
     return files, sorted(rows)
+
+
+def landed_ids(cfg, source: str) -> set[str]:
+    return {r["record_id"] for f in landing_files(cfg.path("landing"), source) for r in pq.read_table(f).to_pylist()}
 
 
 @pytest.mark.parametrize("t", TARGETS, ids=[t.name for t in TARGETS])
@@ -90,6 +94,31 @@ def test_a_failed_rerun_leaves_the_landed_files_untouched(workdir):
             run_extract(cfg, t.name, since, until)
     assert {f: Path(f).read_bytes() for f in landing_files(cfg.path("landing"), t.name)} == before
     assert read_state(cfg.path("state"), t.name) == state
+
+
+def test_a_rerun_that_rejects_nothing_clears_the_windows_quarantine(workdir):
+    """The API sent a status without its timestamp, then fixed it: the rerun lands it and
+    the window's quarantine no longer claims it was bad."""
+    t = next(t for t in TARGETS if t.name == "mastodon")
+    since, until = window_of(t)
+    broken = next(f for f in FAULTS if f.name == "missing required field")
+    quarantine = lambda: sorted(Path(cfg.path("quarantine")).rglob("*.parquet"))  # noqa: E731
+    with serve(FaultServer(), t) as server:
+        cfg = load_config(write_config(workdir, [source_config(t, server.url, {})]))
+        clean = run_extract(cfg, t.name, since, until)
+        clean_rows = landing_snapshot(cfg, t.name)
+        assert clean.quarantined == 0 and quarantine() == []
+        routes = t.routes()
+        plan = broken.inject(t, routes, server, landed_ids(cfg, t.name))
+        for (path, query), replies in routes.items():
+            server.add(path, replies, query=query)
+        bad = run_extract(cfg, t.name, since, until)
+        assert bad.quarantined == 1 and bad.landed == clean.landed - 1 and len(quarantine()) == 1
+        serve(server, t)
+        fixed = run_extract(cfg, t.name, since, until)
+    assert plan.lost and fixed.landed == clean.landed
+    assert landing_snapshot(cfg, t.name) == clean_rows
+    assert fixed.quarantined == 0 and quarantine() == []
 
 
 # --- the marts -------------------------------------------------------------------------
