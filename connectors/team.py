@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import yaml
 
 from agora.envelope import RawEvent, Rejected
+from agora.privacy import find_personal_data
 from connectors.base import Connector
 
 ACTIVITY_KINDS = ("event", "talk", "post", "trip", "workshop", "other")
@@ -85,6 +86,11 @@ class _TeamFile(Connector):
                 continue
             try:
                 events = list(self.events(item))
+                for ev in events:
+                    found = find_personal_data(ev.title, ev.body)
+                    if found:
+                        # Rejected at the edge with file:line; the landing contract is the backstop.
+                        raise RowError(f"title/text holds {found}: team notes must not name people")
             except RowError as e:
                 yield Rejected(f"{self.where(line)}: {e}", payload=item)
                 continue

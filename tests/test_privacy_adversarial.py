@@ -101,12 +101,6 @@ def test_find_personal_data_lets_ordinary_team_text_through(text):
     assert privacy.find_personal_data(text, None) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connectors/team.py does not scan title/text at the edge yet: the text lands and only the "
-    "landing contract catches it (by landing file, not file:line). Wire agora.privacy.find_personal_data "
-    "into _TeamFile.extract (see docs/privacy.md) and remove this marker.",
-)
 @pytest.mark.parametrize("source_type, kind", CASES)
 def test_team_text_naming_someone_is_rejected_at_the_edge_with_file_and_line(workdir, source_type, kind):
     cfg, where, good = _team_source(workdir, source_type, kind)
