@@ -1,0 +1,29 @@
+"""`python -m bench --events N`: the benchmark of issue 8 (what `make bench` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bench.run import format_report, run_bench
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=10_000_000, help="community events in the history")
+    parser.add_argument("--days", type=int, default=1095, help="days of history (default: three years)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", default="data/bench", help="wiped and rebuilt on every run")
+    parser.add_argument("--keep", action="store_true", help="keep the landing files afterwards")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target of issue 8 is missed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    report = run_bench(args.events, args.workdir, days=args.days, seed=args.seed, keep=args.keep)
+    print()
+    print(format_report(report))
+    return 1 if args.check and not all(report.summary["targets"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Run the pipeline on synthetic data: full build, then one added day; time every stage.
+
+The stages are the ones `agora run` chains after extraction (landing contract, dbt
+build, mart contract, publish), called through the same functions. dbt artifacts go to
+the bench's own target directory, so a bench never overwrites the manifest the DAGs read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.generate import generate, generate_day
+from bench.reference import run_reference
+from bench.rss import PeakRss
+
+CONFIG = """\
+# Written by `python -m bench`: the synthetic community's pipeline settings.
+community: Bench
+privacy: {k_min: 5}
+paths: {landing: landing, state: state, quarantine: quarantine, warehouse: warehouse}
+sources:
+  - {name: forum, type: discourse, base_url: https://forum.invalid}
+"""
+
+# Issue 8 targets.
+FULL_VS_REFERENCE_MAX = 3.0
+DAY_VS_FULL_MAX = 0.05
+PEAK_RSS_MAX_MB = 4096
+
+
+@dataclass
+class Stage:
+    phase: str  # generate | reference | full | incremental
+    name: str
+    seconds: float
+    peak_rss_mb: float
+    load_avg_1m: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchReport:
+    events: int
+    days: int
+    started_at: str
+    machine: dict[str, Any]
+    stages: list[Stage] = field(default_factory=list)
+    dbt_profile: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    import duckdb
+    import psutil
+
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "kernel": platform.release(),
+    }
+
+
+def _timed(report: BenchReport, phase: str, name: str, fn: Callable[[], Any]) -> Any:
+    load = os.getloadavg()[0]
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - started
+    detail = result if isinstance(result, dict) else {}
+    stage = Stage(phase, name, round(seconds, 2), round(rss.peak / 2**20, 1), round(load, 2), detail)
+    report.stages.append(stage)
+    print(f"  {phase:<11} {name:<16} {seconds:8.2f} s  peak {stage.peak_rss_mb:7.0f} MB  load {load:.2f}", flush=True)
+    return result
+
+
+def _stage_seconds(report: BenchReport, phase: str, name: str) -> float:
+    return next(s.seconds for s in report.stages if s.phase == phase and s.name == name)
+
+
+def _dbt_profile(target: Path, wall: float, top: int = 12) -> list[dict[str, Any]]:
+    """Slowest dbt nodes of the last build (run_results.json), where the build's time goes.
+
+    `(dbt overhead)` is the wall time no node accounts for: process start, parsing,
+    compiling, connecting.
+    """
+    path = target / "run_results.json"
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text()).get("results", [])
+    rows = [
+        {
+            "node": r["unique_id"].split(".", 2)[-1],
+            "kind": r["unique_id"].split(".")[0],
+            "seconds": round(r["execution_time"], 2),
+        }
+        for r in results
+    ]
+    by_kind: dict[str, float] = {}
+    for r in rows:
+        by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + r["seconds"]
+    rows.sort(key=lambda r: -r["seconds"])
+    overhead = {"node": "(dbt overhead)", "kind": "overhead", "seconds": round(wall - sum(by_kind.values()), 2)}
+    totals = [{"node": f"(all {k}s)", "kind": k, "seconds": round(s, 2)} for k, s in sorted(by_kind.items())]
+    return [overhead, *totals, *rows[:top]]
+
+
+def run_bench(
+    events: int, workdir: str | os.PathLike, *, days: int = 1095, seed: int = 7, keep: bool = False
+) -> BenchReport:
+    """Generate `events` events over `days` days, run the full path, add a day, run it again."""
+    from agora.config import load_config
+
+    work = Path(workdir).resolve()
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / "agora.yml").write_text(CONFIG)
+    cfg = load_config(work / "agora.yml")
+    landing = cfg.path("landing")
+    target = work / "dbt_target"
+    report = BenchReport(
+        events=events, days=days, started_at=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine()
+    )
+    # The added day is yesterday (wholly in the past); history ends the day before.
+    added_day = datetime.now(UTC).date() - timedelta(days=1)
+
+    print(f"bench: {events:,} events over {days} days in {work}", flush=True)
+    _timed(report, "setup", "imports", _import_heavy)
+    gen = _timed(
+        report,
+        "generate",
+        "history",
+        lambda: _gen_detail(generate(landing, events, end_day=added_day, days=days, seed=seed)),
+    )
+    ref_seconds, ref_rows = _timed(report, "reference", "query", lambda: run_reference(landing))
+    report.stages[-1].detail = {"best_of_2_seconds": round(ref_seconds, 3), "months": len(ref_rows)}
+
+    _pipeline(report, "full", cfg, target, full_refresh=True)
+    report.dbt_profile["full"] = _dbt_profile(target, _stage_seconds(report, "full", "dbt build"))
+
+    day_events = _last_month_daily_rate(gen["rows_by_day"], added_day)
+    _timed(
+        report,
+        "generate",
+        "added day",
+        lambda: _gen_detail(
+            generate_day(landing, day_events, history_events=events, day=added_day, days=days, seed=seed)
+        ),
+    )
+    _pipeline(report, "incremental", cfg, target, full_refresh=False)
+    report.dbt_profile["incremental"] = _dbt_profile(target, _stage_seconds(report, "incremental", "dbt build"))
+
+    report.summary = _summarise(report, ref_seconds, day_events)
+    (work / "bench.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
+    if not keep:
+        shutil.rmtree(work / "landing", ignore_errors=True)
+    return report
+
+
+def _import_heavy() -> dict[str, Any]:
+    """GX, dbt's runner module and DuckDB import once; stages then time their own work."""
+    import duckdb  # noqa: F401
+
+    import expectations.landing  # noqa: F401
+    import expectations.marts  # noqa: F401
+
+    return {}
+
+
+def _gen_detail(g: Any) -> dict[str, Any]:
+    return {
+        "files": g.files,
+        "rows": g.rows,
+        "community_events": g.community_events,
+        "first_day": g.first_day,
+        "last_day": g.last_day,
+        "rows_by_day": g.rows_by_day,
+    }
+
+
+def _last_month_daily_rate(rows_by_day: dict[str, int], added_day: date) -> int:
+    """Community events of an average recent day: the added day is as busy as the last 30."""
+    since = (added_day - timedelta(days=30)).isoformat()
+    recent = [n for d, n in rows_by_day.items() if d >= since]
+    return max(1, round(sum(recent) / max(1, len(recent))))
+
+
+def _pipeline(report: BenchReport, phase: str, cfg: Any, target: Path, *, full_refresh: bool) -> None:
+    from agora.publish import publish
+    from agora.warehouse import build, warehouse_path
+    from expectations import validate_landing, validate_marts
+
+    _timed(report, phase, "landing contract", lambda: _contract(validate_landing(cfg)))
+    _timed(report, phase, "dbt build", lambda: build(cfg, full_refresh=full_refresh, target_path=target).as_dict())
+    _timed(
+        report,
+        phase,
+        "mart contract",
+        lambda: _contract(validate_marts(cfg, warehouse_path(cfg), target / "manifest.json")),
+    )
+    _timed(report, phase, "publish", lambda: {"tables": publish(cfg).as_dict()["tables"]})
+
+
+def _contract(result: Any) -> dict[str, Any]:
+    d = result.as_dict() if hasattr(result, "as_dict") else {}
+    return {k: d[k] for k in ("rows_checked", "expectations_evaluated", "expectations_passed") if k in d}
+
+
+def _summarise(report: BenchReport, ref_seconds: float, day_events: int) -> dict[str, Any]:
+    def total(phase: str) -> float:
+        return round(sum(s.seconds for s in report.stages if s.phase == phase), 2)
+
+    full, incremental = total("full"), total("incremental")
+    build = _stage_seconds(report, "full", "dbt build")
+    # The generator is not part of the pipeline: the target is about the pipeline's stages.
+    peak = max(s.peak_rss_mb for s in report.stages if s.phase in ("full", "incremental", "reference"))
+    # Largest single child (dbt) and this process, exact, as the kernel counted them.
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "events": report.events,
+        "added_day_events": day_events,
+        "reference_seconds": round(ref_seconds, 2),
+        "full_seconds": full,
+        "full_dbt_build_seconds": build,
+        "incremental_seconds": incremental,
+        "full_events_per_second": round(report.events / full) if full else None,
+        "full_vs_reference": round(full / ref_seconds, 1) if ref_seconds else None,
+        "dbt_build_vs_reference": round(build / ref_seconds, 1) if ref_seconds else None,
+        "incremental_vs_full": round(incremental / full, 3) if full else None,
+        "peak_rss_mb": peak,
+        "max_child_rss_mb": round(children_mb),
+        "max_self_rss_mb": round(self_mb),
+        "targets": {
+            f"full <= {FULL_VS_REFERENCE_MAX:g}x reference": bool(ref_seconds)
+            and full <= FULL_VS_REFERENCE_MAX * ref_seconds,
+            f"added day <= {DAY_VS_FULL_MAX:.0%} of full": incremental <= DAY_VS_FULL_MAX * full,
+            f"peak RSS < {PEAK_RSS_MAX_MB} MB": peak < PEAK_RSS_MAX_MB,
+        },
+    }
+
+
+def format_report(report: BenchReport) -> str:
+    """Markdown: stages, summary and the dbt profile, as pasted into docs/benchmarks.md."""
+    lines = [
+        f"Events: {report.events:,} over {report.days} days; started {report.started_at}; machine {report.machine}",
+        "",
+        "| phase | stage | seconds | peak RSS (MB) | load avg (1 min) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {s.phase} | {s.name} | {s.seconds:.2f} | {s.peak_rss_mb:.0f} | {s.load_avg_1m:.2f} |" for s in report.stages
+    ]
+    lines += ["", "| measure | value |", "|---|---|"]
+    for k, v in report.summary.items():
+        if k != "targets":
+            lines.append(f"| {k} | {v} |")
+    for k, ok in report.summary.get("targets", {}).items():
+        lines.append(f"| target: {k} | {'met' if ok else 'MISSED'} |")
+    for phase, rows in report.dbt_profile.items():
+        lines += ["", f"dbt profile ({phase}):", "", "| node | seconds |", "|---|---:|"]
+        lines += [f"| {r['node']} | {r['seconds']:.2f} |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""The benchmark runs end to end on a tiny community, and its generator writes real landing data.
+
+The bench itself is not timed here: these tests check that `python -m bench` works and
+that what it generates is what `agora extract` would land (the landing contract passes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import date
+
+import pyarrow.parquet as pq
+
+from agora.envelope import ENVELOPE_SCHEMA
+from bench.generate import generate, generate_day
+from tests.conftest import ROOT
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def test_generator_writes_the_landing_layout(tmp_path):
+    landing = tmp_path / "landing"
+    g = generate(str(landing), 5000, end_day=date(2025, 3, 1), days=60)
+    assert g.community_events == 5000
+    assert g.first_day == "2024-12-31" and g.last_day == "2025-02-28"
+    files = sorted(landing.glob("*/dt=*/*.parquet"))
+    assert len(files) == g.files
+    assert {f.parts[-3] for f in files} == {"forum", "gh", "so", "toots", "meta", "survey"}
+    forum = pq.read_table(landing / "forum").to_pylist()  # hive dt column comes along
+    assert len(forum) == 3000
+    for row in forum:
+        assert HEX64.fullmatch(row["actor"])
+        assert row["occurred_at"].date().isoformat() == str(row["dt"])
+        assert row["run_id"].startswith(str(row["dt"]).replace("-", ""))
+    replies = [r for r in forum if r["record_type"] == "reply"]
+    threads = {r["record_id"]: r for r in forum if r["record_type"] == "thread"}
+    assert replies and threads
+    for r in replies:  # a reply answers an earlier thread, and names its opener as parent
+        assert threads[r["thread_id"]]["occurred_at"] <= r["occurred_at"]
+        assert r["parent_actor"] == threads[r["thread_id"]]["actor"]
+    assert any(r["is_bot"] for r in forum) and any(r["is_staff"] for r in forum)
+    one = pq.read_table(files[0])
+    assert one.schema.remove_metadata().equals(ENVELOPE_SCHEMA)
+
+    # Power-law activity: the busiest tenth of members write most of the posts.
+    counts = sorted((sum(1 for r in forum if r["actor"] == a) for a in {r["actor"] for r in forum}), reverse=True)
+    assert sum(counts[: max(1, len(counts) // 10)]) > 0.4 * len(forum)
+
+    day = generate_day(str(landing), 200, history_events=5000, day=date(2025, 3, 1), days=60)
+    assert day.files == 6 and day.first_day == day.last_day == "2025-03-01"
+    added = pq.read_table(landing / "forum" / "dt=2025-03-01").to_pylist()
+    assert not {r["record_id"] for r in added} & {r["record_id"] for r in forum}
+    # Same community: most of the day's authors were seen before.
+    seen = {r["actor"] for r in forum}
+    assert sum(r["actor"] in seen for r in added) > 0.5 * len(added)
+
+
+def test_bench_runs_the_full_and_incremental_path(tmp_path):
+    work = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--events", "3000", "--days", "60", "--workdir", str(work)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((work / "bench.json").read_text())
+    stages = {(s["phase"], s["name"]) for s in report["stages"]}
+    for phase in ("full", "incremental"):
+        for name in ("landing contract", "dbt build", "mart contract", "publish"):
+            assert (phase, name) in stages
+    summary = report["summary"]
+    assert summary["reference_seconds"] > 0 and summary["full_seconds"] > summary["reference_seconds"]
+    assert 0 < summary["peak_rss_mb"] < 4096
+    assert set(summary["targets"]) == {"full <= 3x reference", "added day <= 5% of full", "peak RSS < 4096 MB"}
+    full_contract = next(s for s in report["stages"] if s["phase"] == "full" and s["name"] == "landing contract")
+    incremental_contract = next(
+        s for s in report["stages"] if s["phase"] == "incremental" and s["name"] == "landing contract"
+    )
+    assert incremental_contract["detail"]["rows_checked"] > full_contract["detail"]["rows_checked"]
+    publish = next(s for s in report["stages"] if s["phase"] == "incremental" and s["name"] == "publish")
+    assert publish["detail"]["tables"]["community_kpis_monthly"] > 0
+    assert any(r["node"] == "stg_landing__events" for r in report["dbt_profile"]["full"])
+    assert "| full | dbt build |" in proc.stdout
+    assert not (work / "landing").exists()  # removed unless --keep
