@@ -1,9 +1,11 @@
-"""The offline demo: a simulated community served as a Discourse API, plus the team's files.
+"""The offline demo: a simulated community on every platform, plus the team's files.
 
-``start_demo(workdir)`` writes ``workdir/inputs/``, starts a local server for the forum
-and writes ``workdir/agora.yml`` pointing at it, so every command of the pipeline can
-run end to end without the internet. Stop the server with ``.stop()`` or use the result
-as a context manager.
+``start_demo(workdir)`` writes ``workdir/inputs/``, starts one local server that answers as
+the forum (Discourse), GitHub, a MediaWiki wiki with pageviews, Stack Exchange, X and a
+Mastodon instance, and writes ``workdir/agora.yml`` pointing every source at it, so every
+command of the pipeline can run end to end without the internet. Each platform has its
+own, smaller population (accounts are never linked across platforms). Stop the server
+with ``.stop()`` or use the result as a context manager.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from agora.demo.community import END, START, Community, build_community
+from agora.demo import github, mastodon, mediawiki, stackexchange, x
+from agora.demo.community import END, GONE, START, Community, build_community, build_platform
 from agora.demo.discourse import serve_discourse
 from agora.demo.inputs import write_inputs
+from agora.demo.server import DemoServer
 from agora.replay import ReplayServer
 
 __all__ = ["DemoCommunity", "start_demo", "ensure_pseudonym_key", "build_community", "START", "END"]
@@ -31,6 +35,10 @@ KPI_TARGETS = {
     "nps": 30,
     "closed_loop_rate": 0.6,
 }
+#: The demo's X source reads this variable; the demo sets it to a dummy token (not a secret).
+X_TOKEN_ENV = "AGORA_DEMO_X_BEARER_TOKEN"
+#: Cohort size per platform (the forum's monthly cohorts are about 10-20 newcomers).
+PLATFORM_COHORTS = {"github": 7.0, "mediawiki": 6.5, "stackexchange": 6.5, "x": 8.0, "mastodon": 7.0}
 FORUM_TAGS = [
     {"tag": "topic:install", "keywords": ["install", "upgrade", "setup"]},
     {"tag": "topic:docs", "keywords": ["documentation", "docs"]},
@@ -44,6 +52,8 @@ class DemoCommunity:
     config_path: Path
     server: ReplayServer
     community: Community
+    #: The other platforms' communities: github, mediawiki, stackexchange, x, mastodon.
+    platforms: dict[str, Community]
     #: Every raw handle, display name and account-id string: none of them may reach disk.
     handles: list[str]
     start: datetime = START
@@ -75,14 +85,26 @@ def ensure_pseudonym_key(workdir: Path, env: str = "AGORA_PSEUDONYM_KEY") -> Non
     os.environ[env] = key_file.read_text().strip()
 
 
-def demo_config(server_url: str, staff_ids: list[int], data_dir: str = "data") -> dict:
+def _staff(platforms: dict[str, Community]) -> list[dict[str, str]]:
+    out = []
+    for platform, c in platforms.items():
+        for i in c.staff_ids():
+            account = mastodon.account_id(i) if platform == "mastodon" else str(i)
+            out.append({"platform": platform, "account": account})
+    return out
+
+
+def demo_config(
+    server_url: str, staff_ids: list[int], data_dir: str = "data", platforms: dict[str, Community] | None = None
+) -> dict:
+    platforms = platforms or {}
     return {
         "community": "Demo community",
         "privacy": {
             "k_min": 5,
             "retention_days": 800,
             "pseudonym_key_env": "AGORA_PSEUDONYM_KEY",
-            "staff": [{"platform": "discourse", "account": str(i)} for i in staff_ids],
+            "staff": [{"platform": "discourse", "account": str(i)} for i in staff_ids] + _staff(platforms),
         },
         "paths": {
             "landing": f"{data_dir}/landing",
@@ -92,6 +114,7 @@ def demo_config(server_url: str, staff_ids: list[int], data_dir: str = "data") -
         },
         "sources": [
             {"name": "forum", "type": "discourse", "base_url": server_url, "tags": FORUM_TAGS, "max_retries": 2},
+            *(platform_sources(server_url) if platforms else []),
             {"name": "survey", "type": "survey", "path": "inputs/survey.csv"},
             {"name": "feedback", "type": "feedback_log", "path": "inputs/feedback.csv"},
             {"name": "learnings", "type": "learnings", "path": "inputs/learnings.yml"},
@@ -99,6 +122,84 @@ def demo_config(server_url: str, staff_ids: list[int], data_dir: str = "data") -
         ],
         "kpis": {"targets": KPI_TARGETS},
     }
+
+
+def platform_sources(server_url: str) -> list[dict]:
+    """The demo's sources on the other platforms, all served by the one local server."""
+    return [
+        {
+            "name": "gh",
+            "type": "github",
+            "base_url": server_url,
+            "repos": [github.REPO],
+            "max_retries": 2,
+            "page_size": 100,
+        },
+        {
+            "name": "wiki",
+            "type": "mediawiki",
+            "api_url": server_url + mediawiki.API_PATH,
+            "pageviews_url": server_url + mediawiki.PAGEVIEWS_PATH,
+            "project": mediawiki.PROJECT,
+            "pages": list(mediawiki.TALK_PAGES),
+            "support_pages": list(mediawiki.SUPPORT_PAGES),
+            "max_retries": 2,
+            "page_size": 500,
+        },
+        {
+            "name": "so",
+            "type": "stackexchange",
+            "base_url": server_url + stackexchange.API_ROOT,
+            "site": stackexchange.SITE,
+            "tagged": [stackexchange.TAG],
+            "max_retries": 2,
+            "page_size": 100,
+        },
+        {
+            "name": "x",
+            "type": "x",
+            "query": f"{x.HASHTAG} -is:retweet",
+            "base_url": server_url,
+            "bearer_token_env": X_TOKEN_ENV,
+            "max_retries": 2,
+        },
+        {
+            "name": "toots",
+            "type": "mastodon",
+            "base_url": server_url,
+            "hashtag": mastodon.HASHTAG,
+            "instance": mastodon.INSTANCE,  # pseudonyms must not depend on the server's port
+            "max_retries": 2,
+        },
+    ]
+
+
+def build_platforms(seed: int = 42) -> dict[str, Community]:
+    return {p: build_platform(p, seed, cohort) for p, cohort in PLATFORM_COHORTS.items()}
+
+
+def platform_handles(platforms: dict[str, Community]) -> list[str]:
+    """Every raw handle, name and id string of the other platforms, plus the wiki's IP editors."""
+    out: list[str] = []
+    for platform, c in platforms.items():
+        out += c.handles()
+        if platform == "mediawiki":
+            out += [mediawiki.anon_ip(a) for a in c.accounts if a.role == GONE]
+        if platform == "mastodon":
+            out += [mastodon.account_id(a.id) for a in c.accounts]
+    return list(dict.fromkeys(out))
+
+
+def serve_platforms(community: Community, platforms: dict[str, Community], seed: int) -> DemoServer:
+    """One server for every platform: Discourse routes recorded, the others computed per request."""
+    server = DemoServer()
+    serve_discourse(community, server)
+    github.serve_github(platforms["github"], server)
+    mediawiki.serve_mediawiki(platforms["mediawiki"], server, seed)
+    stackexchange.serve_stackexchange(platforms["stackexchange"], server)
+    x.serve_x(platforms["x"], server)
+    mastodon.serve_mastodon(platforms["mastodon"], server)
+    return server
 
 
 def start_demo(workdir: Path, seed: int = 42, data_dir: Path | None = None) -> DemoCommunity:
@@ -109,12 +210,15 @@ def start_demo(workdir: Path, seed: int = 42, data_dir: Path | None = None) -> D
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     ensure_pseudonym_key(workdir)
+    os.environ.setdefault(X_TOKEN_ENV, "demo-token-not-a-secret")
     community = build_community(seed)
+    platforms = build_platforms(seed)
     write_inputs(workdir / "inputs", seed)
-    server = serve_discourse(community).start()
+    server = serve_platforms(community, platforms, seed).start()
     try:
         config_path = workdir / "agora.yml"
-        cfg = demo_config(server.url, community.staff_ids(), str(Path(data_dir).resolve()) if data_dir else "data")
+        data = str(Path(data_dir).resolve()) if data_dir else "data"
+        cfg = demo_config(server.url, community.staff_ids(), data, platforms)
         config_path.write_text(
             "# Written by `agora demo`: a simulated community served from a local replay server.\n"
             + yaml.safe_dump(cfg, sort_keys=False)
@@ -122,4 +226,5 @@ def start_demo(workdir: Path, seed: int = 42, data_dir: Path | None = None) -> D
     except BaseException:
         server.stop()
         raise
-    return DemoCommunity(workdir, config_path, server, community, community.handles())
+    handles = list(dict.fromkeys(community.handles() + platform_handles(platforms)))
+    return DemoCommunity(workdir, config_path, server, community, platforms, handles)

@@ -33,9 +33,9 @@ ACCOUNT_ID_BASE = 710_400_000
 THREAD_ID_BASE = 100
 POST_ID_BASE = 10_000
 
-MEMBER, STAFF, BOT, SPAMMER = "member", "staff", "bot", "spammer"
+MEMBER, STAFF, BOT, SPAMMER, GONE = "member", "staff", "bot", "spammer", "deleted"
 # Post kinds: what the post is. States: whether the public may see it.
-REGULAR, WHISPER, ACTION = "regular", "whisper", "action"
+REGULAR, WHISPER, ACTION, REPOST = "regular", "whisper", "action", "repost"
 PUBLIC, DELETED, AUTHOR_DELETED, HIDDEN = "public", "deleted", "author_deleted", "hidden"
 
 
@@ -44,8 +44,9 @@ class Account:
     id: int
     handle: str
     name: str  # display name; may be empty, as on most platforms
-    role: str  # member | staff | bot | spammer
+    role: str  # member | staff | bot | spammer | deleted (account removed since: nobody to count)
     joined_at: datetime
+    private: bool = False  # protected/locked/not indexable on platforms that have it: never public
 
 
 @dataclass(frozen=True)
@@ -760,3 +761,110 @@ def build_community(seed: int = 42, name: str = "Demo community") -> Community:
     ):
         p.id = POST_ID_BASE + i
     return Community(name=name, seed=seed, accounts=b.accounts, categories=list(CATEGORIES), threads=threads)
+
+
+# -- the other platforms -----------------------------------------------------------------
+
+#: Account ids per platform: independent (nobody is linked across platforms), 9 digits like
+#: the forum's, in ranges of their own so no id string of one platform matches another's.
+PLATFORM_ID_BASES = {
+    "github": 530_100_000,
+    "mediawiki": 640_200_000,
+    "stackexchange": 820_300_000,
+    "x": 930_400_000,
+    "mastodon": 460_500_000,
+}
+PLATFORM_SUBJECTS = SUBJECTS
+
+
+def build_platform(platform: str, seed: int = 42, cohort: float = 7.0) -> Community:
+    """A smaller community on `platform`: its own accounts, threads and replies, same dates.
+
+    Monthly newcomer cohorts of about `cohort` members (so every month has at least k_min=5
+    active members), engaged regulars and staff who answer, and a few items no connector may
+    land: `Post.state == HIDDEN` (hidden / pending / withheld / not public, per platform),
+    `REPOST` posts (retweets, boosts), posts by since-deleted accounts (`GONE`) and accounts
+    that are `private` (protected, locked, opted out of indexing).
+    """
+    b = _Builder(f"{seed}:{platform}")  # a string seed: the same for every run, independent per platform
+    b._next_id = PLATFORM_ID_BASES[platform]
+    rng = b.rng
+    staff = [b.new_account(STAFF, START) for _ in range(2)]
+    b.staff_ids = [s.id for s in staff]
+    members: list[tuple[Account, datetime]] = []
+    for i, month in enumerate(_month_starts()):
+        size = max(6, int(round(cohort + 0.1 * i + rng.gauss(0, 1.2))))
+        days = ((month.replace(day=28) + timedelta(days=4)).replace(day=1) - month).days
+        for _ in range(size):
+            first = b.when(month, days)
+            acc = b.new_account(MEMBER, first)
+            b.engagement[acc.id] = min(25.0, rng.paretovariate(1.25))
+            members.append((acc, first))
+    timelines = {acc.id: b.member_timeline(first, b.engagement[acc.id]) for acc, first in members}
+    b.set_regulars(timelines)
+    events = sorted((t, acc.id, k) for acc, _ in members for k, t in enumerate(timelines[acc.id]))
+    for at, aid, k in events:
+        if k == 0 or rng.random() < 0.35 or not b.join_conversation(aid, at):
+            _platform_thread(b, aid, at)
+    # Accounts whose posts must not be public, and accounts deleted since they posted.
+    hidden_accounts: set[int] = set()
+    for month in _month_starts()[::3]:
+        private = b.new_account(MEMBER, b.when(month, 25))
+        private = Account(private.id, private.handle, private.name, MEMBER, private.joined_at, private=True)
+        b.accounts[-1] = private
+        hidden_accounts.add(private.id)
+        _platform_thread(b, private.id, private.joined_at)
+    for month in _month_starts()[1::4]:
+        gone = b.new_account(GONE, b.when(month, 25))
+        _platform_thread(b, gone.id, gone.joined_at)
+    for t in b.threads:
+        for p in t.posts[1:]:  # an opening post stays: its thread is the platform's unit
+            if p.account_id in hidden_accounts:
+                continue
+            r = rng.random()
+            if r < 0.02:
+                p.state = HIDDEN
+            elif r < 0.035:
+                p.kind = REPOST
+    threads = sorted((t for t in b.threads if t.created_at < END), key=lambda t: t.created_at)
+    for t in threads:
+        t.posts = sorted((p for p in t.posts if p.created_at < END), key=lambda p: p.created_at)
+    for i, t in enumerate(threads):
+        t.id = THREAD_ID_BASE + i
+        for n, p in enumerate(t.posts, start=1):
+            p.thread_id, p.number = t.id, n
+            if p.reply_to is not None and not 1 <= p.reply_to < n:
+                p.reply_to = None
+    ordered = sorted((p for t in threads for p in t.posts), key=lambda p: (p.created_at, p.thread_id, p.number))
+    for i, p in enumerate(ordered):
+        p.id = POST_ID_BASE + i
+    return Community(f"Demo community on {platform}", seed, b.accounts, [], threads)
+
+
+def _platform_thread(b: _Builder, author: int, at: datetime) -> Thread:
+    """A question or discussion with replies from staff and regulars (fast, late or none)."""
+    rng = b.rng
+    s = rng.choice(PLATFORM_SUBJECTS)
+    question = rng.random() < 0.7
+    title = rng.choice(QUESTION_TITLES if question else DISCUSSION_TITLES).format(s=s)
+    body = rng.choice(QUESTION_BODIES).format(s=s) if question else f"What do you think about {s}?"
+    outcome = rng.choices(("fast", "late", "never"), weights=(0.55, 0.25, 0.2))[0] if question else "discussion"
+    t = b.thread(0, author, at, title, outcome, body)
+    if outcome == "never":
+        if rng.random() < 0.3:
+            b.reply(t, author, at + timedelta(days=rng.uniform(1, 5)), rng.choice(BUMPS).format(s=s))
+        return t
+    clock = at + (
+        timedelta(hours=min(40.0, rng.lognormvariate(math.log(4), 0.9)))
+        if outcome in ("fast", "discussion")
+        else timedelta(days=rng.uniform(2.5, 12))
+    )
+    who = b.responder(clock, author)
+    b.reply(t, who, clock, rng.choice(ANSWERS).format(s=s), reply_to=1)
+    for _ in range(int(rng.expovariate(1 / 1.5))):
+        clock += timedelta(hours=rng.uniform(1, 60))
+        other = author if rng.random() < 0.3 else b.responder(clock, author)
+        b.reply(
+            t, other, clock, rng.choice(FOLLOWUPS).format(h="@" + b.account_handle(who), s=s), reply_to=len(t.posts)
+        )
+    return t
