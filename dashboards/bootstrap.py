@@ -2,8 +2,8 @@
 
 ``superset db upgrade``, ``fab create-admin`` and ``superset init`` each pay ~8 s of
 imports; doing the same three steps in one interpreter halves the first start.
-Idempotent: migrations are no-ops when current, the admin is created only when
-missing (its password is never changed here), permissions are re-synced.
+Idempotent: migrations are no-ops when current, the admin is created when missing
+and otherwise given the requested password, permissions are re-synced.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def main() -> int:
         upgrade()
         appbuilder.add_permissions(update_perms=True)
         security_manager.sync_role_definitions()
-        if security_manager.find_user(username=user) is None:
+        existing = security_manager.find_user(username=user)
+        if existing is None:
             admin_role = security_manager.find_role("Admin")
             created = security_manager.add_user(
                 user, "Agora", "Admin", f"{user}@localhost", admin_role, password=password
@@ -35,6 +36,9 @@ def main() -> int:
             if not created:
                 print(f"could not create admin user {user!r}", file=sys.stderr)
                 return 1
+        else:
+            # run.sh only re-runs this when the user or password changed: make it true.
+            security_manager.reset_password(existing.id, password)
         db.session.commit()
     return 0
 

@@ -3,6 +3,8 @@
 #
 #   up       venv from the lock, initialise (first time), start on 127.0.0.1, import the assets
 #   import   rebuild the bundle and import it into the running Superset (updates in place)
+#   analyst NAME  create/update a read-only SQL Lab user (password: AGORA_ANALYST_PASSWORD,
+#            else generated and printed once)
 #   stop     stop Superset: gunicorn master and workers, by PID
 #   status   say whether it runs, and where
 #
@@ -176,12 +178,20 @@ import)
     ensure_secrets
     import_assets
     ;;
+analyst)
+    [[ -n "${2:-}" ]] || { echo "usage: $0 analyst USERNAME" >&2; exit 2; }
+    if [[ -z "${AGORA_ANALYST_PASSWORD:-}" ]]; then
+        AGORA_ANALYST_PASSWORD="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')"
+        say "generated password for analyst '$2': $AGORA_ANALYST_PASSWORD (shown once, not stored)"
+    fi
+    AGORA_ANALYST_PASSWORD="$AGORA_ANALYST_PASSWORD" "$VENV/bin/python" "$ROOT/dashboards/analyst.py" "$2" 2>>"$LOG"
+    ;;
 stop) stop ;;
 status)
     if pid=$(master_pid); then say "running (pid $pid) on $URL"; else say "not running"; exit 3; fi
     ;;
 *)
-    echo "usage: $0 [up|import|stop|status]" >&2
+    echo "usage: $0 [up|import|analyst NAME|stop|status]" >&2
     exit 2
     ;;
 esac

@@ -359,32 +359,39 @@ def build_serving_db(path: Path, *, months: int = 18, seed: int = 7, scale: floa
     con = duckdb.connect(str(tmp))
     try:
         con.execute("create schema marts")
-        con.execute(
-            "create table marts.community_kpis_monthly (month date, platform varchar, kpi varchar, value double, group_size bigint, is_suppressed boolean)"
-        )
-        con.executemany("insert into marts.community_kpis_monthly values (?, ?, ?, ?, ?, ?)", kpis)
-        con.execute(
-            "create table marts.cohort_retention (cohort_month date, platform varchar, months_since_first integer, retained_members bigint, retention_rate double, group_size bigint, is_suppressed boolean)"
-        )
-        con.executemany("insert into marts.cohort_retention values (?, ?, ?, ?, ?, ?, ?)", cohorts)
-        con.execute(
-            "create table marts.feedback_loop_monthly (month date, channel varchar, received bigint, acted_on bigint, closed_loop_rate double, median_days_to_action double, group_size bigint, is_suppressed boolean)"
-        )
-        con.executemany("insert into marts.feedback_loop_monthly values (?, ?, ?, ?, ?, ?, ?, ?)", feedback)
-        con.execute(
-            "create table marts.nps_quarterly (quarter date, respondents bigint, promoters_share double, detractors_share double, nps double, group_size bigint, is_suppressed boolean)"
-        )
-        con.executemany("insert into marts.nps_quarterly values (?, ?, ?, ?, ?, ?, ?)", nps)
-        con.execute("create table marts.team_activity_monthly (month date, activity_kind varchar, activities bigint)")
-        con.executemany("insert into marts.team_activity_monthly values (?, ?, ?)", team)
-        con.execute(
-            "create table marts.learnings (learned_on date, title varchar, text varchar, tags varchar, kpis varchar)"
-        )
-        con.executemany("insert into marts.learnings values (?, ?, ?, ?, ?)", learnings)
-        con.execute(
-            "create table marts.kpi_catalog (kpi varchar, kind varchar, nature varchar, definition varchar, unit varchar, direction varchar, target double, mart varchar, origin varchar)"
-        )
-        con.executemany("insert into marts.kpi_catalog values (?, ?, ?, ?, ?, ?, ?, ?, ?)", catalog)
+        for table, columns, rows in (
+            (
+                "community_kpis_monthly",
+                "month date, platform varchar, kpi varchar, value double, group_size bigint, is_suppressed boolean",
+                kpis,
+            ),
+            (
+                "cohort_retention",
+                "cohort_month date, platform varchar, months_since_first integer, retained_members bigint, retention_rate double, group_size bigint, is_suppressed boolean",
+                cohorts,
+            ),
+            (
+                "feedback_loop_monthly",
+                "month date, channel varchar, received bigint, acted_on bigint, closed_loop_rate double, median_days_to_action double, group_size bigint, is_suppressed boolean",
+                feedback,
+            ),
+            (
+                "nps_quarterly",
+                "quarter date, respondents bigint, promoters_share double, detractors_share double, nps double, group_size bigint, is_suppressed boolean",
+                nps,
+            ),
+            ("team_activity_monthly", "month date, activity_kind varchar, activities bigint", team),
+            ("learnings", "learned_on date, title varchar, text varchar, tags varchar, kpis varchar", learnings),
+            (
+                "kpi_catalog",
+                "kpi varchar, kind varchar, nature varchar, definition varchar, unit varchar, direction varchar, target double, mart varchar, origin varchar",
+                catalog,
+            ),
+        ):
+            con.execute(f"create table marts.{table} ({columns})")
+            # one VALUES statement per table: executemany is row-by-row and takes seconds
+            placeholders = ", ".join("(" + ", ".join("?" * len(rows[0])) + ")" for _ in rows)
+            con.execute(f"insert into marts.{table} values {placeholders}", [v for row in rows for v in row])
     finally:
         con.close()
     os.replace(tmp, path)
@@ -543,14 +550,14 @@ def _free_port() -> int:
 class _Superset:
     """The REST API as an outside client sees it (plain requests: no code of ours in between)."""
 
-    def __init__(self, url: str, password: str) -> None:
+    def __init__(self, url: str, password: str, user: str = "admin") -> None:
         import requests
 
         self.url = url
         self.http = requests.Session()
         r = self.http.post(
             f"{url}/api/v1/security/login",
-            json={"username": "admin", "password": password, "provider": "db", "refresh": True},
+            json={"username": user, "password": password, "provider": "db", "refresh": True},
             timeout=60,
         )
         r.raise_for_status()
@@ -645,13 +652,18 @@ def test_superset_dashboard_end_to_end(tmp_path):
         assert after == before, "a second import must update in place"
         assert [len(before[r]) for r in ("dashboard", "chart", "dataset", "database")] == [1, 10, 9, 1]
 
-        # Analysts: SQL Lab reads the marts and nothing else.
-        status, body = api.sql("select max(month) as m from marts.community_kpis_monthly")
+        # Analysts: SQL Lab reads the marts and can change nothing.
+        _run([str(RUN_SH), "analyst", "ana"], {**env, "AGORA_ANALYST_PASSWORD": "analyst-pw-0123"})
+        t = lap("analyst user", t)
+        analyst = _Superset(url, "analyst-pw-0123", user="ana")
+        status, body = analyst.sql("select max(month) as m from marts.community_kpis_monthly")
         assert status == 200 and body["data"] == [{"m": "2026-10-01"}], body
-        status, body = api.sql("create table marts.x as select 1 as a")
+        status, body = analyst.sql("create table marts.x as select 1 as a")
         assert status >= 400 and "DML" in json.dumps(body)
-        status, body = api.sql("select * from read_csv('/etc/hostname')")
+        status, body = analyst.sql("select * from read_csv('/etc/hostname')")
         assert status >= 400 and "disabled by configuration" in json.dumps(body)
+        database_id = analyst.ids("database")[0]
+        assert analyst.http.put(f"{url}/api/v1/database/{database_id}", json={"allow_dml": True}).status_code == 403
 
         # Publish a new serving file while Superset runs, with a reader still on the old one.
         import duckdb
