@@ -10,6 +10,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -18,8 +19,22 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from agora import pipeline
 from agora.config import load_config
-from agora.demo import END, START, build_community, ensure_pseudonym_key, start_demo
+from agora.demo import (
+    END,
+    START,
+    X_TOKEN_ENV,
+    build_community,
+    build_platforms,
+    ensure_pseudonym_key,
+    github,
+    mastodon,
+    mediawiki,
+    stackexchange,
+    start_demo,
+    x,
+)
 from agora.demo.community import RESTRICTED_CATEGORY
 from agora.demo.discourse import discourse_routes
 from agora.demo.inputs import write_inputs
@@ -27,7 +42,16 @@ from agora.extract import run_extract
 from agora.landing import landing_files
 from tests.conftest import TEST_KEY
 
-SOURCES = ("forum", "survey", "feedback", "learnings", "team")
+PLATFORM_SOURCES = {"gh": "github", "wiki": "mediawiki", "so": "stackexchange", "x": "x", "toots": "mastodon"}
+SOURCES = ("forum", *PLATFORM_SOURCES, "survey", "feedback", "learnings", "team")
+#: What each platform's connector must find and drop in the demo (counted by reason).
+EXPECTED_DROPS = {
+    "gh": ("pending_review", "no_account"),
+    "wiki": ("hidden",),
+    "so": ("no_account",),
+    "x": ("not_authored", "withheld", "protected_account", "author_unknown"),
+    "toots": ("not_authored", "not_public", "locked_account", "opted_out_of_indexing"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +62,12 @@ def demo(tmp_path_factory):
         mp.setenv("AGORA_PSEUDONYM_KEY", TEST_KEY)
         with start_demo(workdir, seed=42) as d:
             cfg = load_config(d.config_path)
-            summaries = {s: run_extract(cfg, s, START, END) for s in SOURCES}
+            summaries, seconds = {}, {}
+            for s in SOURCES:
+                t0 = time.perf_counter()
+                summaries[s] = run_extract(cfg, s, START, END)
+                seconds[s] = time.perf_counter() - t0
+            d.extract_seconds = seconds  # type: ignore[attr-defined]
             yield d, cfg, summaries
 
 
@@ -61,6 +90,38 @@ def test_same_seed_same_routes_and_inputs(tmp_path):
     assert discourse_routes(build_community(7)).keys() != a.keys()
     pa, pb = write_inputs(tmp_path / "a", 42), write_inputs(tmp_path / "b", 42)
     assert all(pa[k].read_bytes() == pb[k].read_bytes() for k in pa)
+
+
+def _platform_renderings(seed: int) -> list:
+    p = build_platforms(seed)
+    return [
+        github.render_repo(p["github"]).__dict__,
+        mediawiki.render_revisions(p["mediawiki"]),
+        {t: {str(k): v for k, v in days.items()} for t, days in mediawiki.render_pageviews(seed).items()},
+        stackexchange.render_site(p["stackexchange"]),
+        x.render_tweets(p["x"]),
+        mastodon.render_timeline(p["mastodon"]),
+    ]
+
+
+def test_same_seed_same_platform_responses():
+    a, b = _platform_renderings(42), _platform_renderings(42)
+    dump = lambda v: json.dumps(v, sort_keys=True, default=str)  # noqa: E731
+    assert dump(a) == dump(b)
+    assert all(dump(x) != dump(y) for x, y in zip(a, _platform_renderings(7), strict=True))
+
+
+def test_platform_accounts_are_independent():
+    """Smaller than the forum, and no account id shared with the forum or another platform."""
+    forum = build_community(42)
+    platforms = build_platforms(42)
+    forum_members = sum(1 for a in forum.accounts if a.role == "member")
+    ids = {a.id for a in forum.accounts if a.id > 0}
+    for c in platforms.values():
+        assert 100 <= sum(1 for a in c.accounts if a.role == "member") < forum_members
+        mine = {a.id for a in c.accounts}
+        assert not mine & ids
+        ids |= mine
 
 
 def test_same_seed_same_landing(demo, tmp_path):
@@ -87,7 +148,12 @@ def test_config_is_valid_and_points_at_the_local_server(demo):
     d, cfg, _ = demo
     assert cfg.community == "Demo community" and cfg.privacy.k_min == 5 and cfg.privacy.retention_days == 800
     assert str(cfg.source("forum").base_url).rstrip("/") == d.server.url
-    assert {s.account for s in cfg.privacy.staff} == {str(i) for i in d.community.staff_ids()}
+    forum_staff = {s.account for s in cfg.privacy.staff if s.platform == "discourse"}
+    assert forum_staff == {str(i) for i in d.community.staff_ids()}
+    for source, platform in PLATFORM_SOURCES.items():
+        assert len([s for s in cfg.privacy.staff if s.platform == platform]) == 2, platform
+        url = str(getattr(cfg.source(source), "base_url", None) or cfg.source(source).api_url)
+        assert url.startswith(d.server.url), source
     assert cfg.kpis.targets["returning_newcomer_rate"] == 0.4
     assert Path(cfg.path("landing")) == d.workdir / "data" / "landing"
 
@@ -103,6 +169,65 @@ def test_sizes_and_drops(demo):
     restricted = {str(t.id) for t in d.community.threads if t.category_id == RESTRICTED_CATEGORY}
     assert restricted and not restricted & {r["thread_id"] for r in rows(load_config(d.config_path), "forum")}
     assert all(summaries[s].quarantined == 0 and summaries[s].landed > 0 for s in SOURCES)
+
+
+def test_every_platform_lands_with_its_drops(demo):
+    d, cfg, summaries = demo
+    for source, platform in PLATFORM_SOURCES.items():
+        got = summaries[source]
+        assert cfg.source(source).type == platform
+        assert 800 <= got.landed <= 4000, (source, got.landed)
+        assert got.quarantined == 0, source
+        for reason in EXPECTED_DROPS[source]:
+            assert got.dropped.get(reason, 0) > 0, (source, reason, got.dropped)
+    # The demo's whole extract: measured, and bounded loosely so a slow handler shows up.
+    platforms_s = sum(d.extract_seconds[s] for s in PLATFORM_SOURCES)
+    assert platforms_s < 90, d.extract_seconds
+
+
+def test_every_platform_has_members_and_staff_every_month(demo):
+    _, cfg, _ = demo
+    forum_actors = {r["actor"] for r in rows(cfg, "forum")}
+    for source in PLATFORM_SOURCES:
+        landed = [r for r in rows(cfg, source) if r["actor"] is not None]
+        staff = {r["actor"] for r in landed if r["is_staff"]}
+        assert len(staff) == 2, source  # privacy.staff names each platform's team accounts
+        months = defaultdict(set)
+        for r in landed:
+            if not r["is_staff"] and not r["is_bot"]:
+                months[r["occurred_at"].strftime("%Y-%m")].add(r["actor"])
+        assert len(months) == 22 and min(len(m) for m in months.values()) >= 5, source  # k_min every month
+        actors = {r["actor"] for r in landed}
+        assert len(actors) < len(forum_actors) and not actors & forum_actors, source
+    views = [r for r in rows(cfg, "wiki") if r["record_type"] == "pageviews"]
+    assert len(views) == 2 * (END - START).days and all(r["value"] > 0 for r in views)
+
+
+def test_platform_servers_honour_the_window(demo, tmp_path):
+    """A one-month run lands exactly the records of that month that the full run landed."""
+    d, cfg, _ = demo
+    since, until = "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z"
+    with start_demo(tmp_path, seed=42) as again:
+        other = load_config(again.config_path)
+        for source in PLATFORM_SOURCES:
+            run_extract(other, source, since, until)
+            month = {r["record_id"] for r in rows(other, source)}
+            full = {r["record_id"] for r in rows(cfg, source) if r["occurred_at"].strftime("%Y-%m") == "2026-10"}
+            assert month and month == full, source
+
+
+def test_landing_contract_holds_for_every_platform(demo):
+    _, cfg, _ = demo
+    result = pipeline.validate_landing(cfg)
+    assert result["success"], result.get("failures")
+
+
+def test_x_source_runs_on_a_dummy_token_and_mastodon_ids_do_not_depend_on_the_port(demo):
+    _, cfg, _ = demo
+    assert cfg.source("x").bearer_token_env == X_TOKEN_ENV and os.environ[X_TOKEN_ENV]
+    assert cfg.source("toots").instance == mastodon.INSTANCE
+    staff = {s.account for s in cfg.privacy.staff if s.platform == "mastodon"}
+    assert staff and all(a.startswith(f"{mastodon.INSTANCE}:") for a in staff)
 
 
 def test_community_properties_hold_in_what_landed(demo):
@@ -183,7 +308,10 @@ def test_no_handle_name_or_account_id_reaches_disk(demo):
     d, cfg, _ = demo
     secrets = d.handles
     members = [a for a in d.community.accounts if a.role == "member"]
-    assert len(secrets) > 600 and {members[0].handle, str(members[0].id)} <= set(secrets)
+    assert len(secrets) > 2000 and {members[0].handle, str(members[0].id)} <= set(secrets)
+    wiki_ips = [mediawiki.anon_ip(a) for a in d.platforms["mediawiki"].accounts if a.role == "deleted"]
+    gh_member = next(a for a in d.platforms["github"].accounts if a.role == "member")
+    assert wiki_ips and set(wiki_ips) | {gh_member.handle, str(gh_member.id)} <= set(secrets)
     files = [p for p in (d.workdir / "data").rglob("*") if p.is_file()]
     assert len(files) > 100
     # Distinct printable runs of every file, searched once per secret (a few hundred KB, not MBs).
