@@ -65,7 +65,21 @@ def dags_test(dag_id: str, logical_date: str, env: dict[str, str], conf: dict | 
     args = ["dags", "test", dag_id, logical_date]
     if conf:
         args += ["--conf", json.dumps(conf)]
+    start = log_file.stat().st_size if log_file.exists() else 0
     res = _airflow(args, env, log_file)
     if res.returncode != 0:
-        tail = log_file.read_text()[-4000:]
-        raise RuntimeError(f"DAG {dag_id} failed (full log: {log_file}):\n{tail}")
+        with log_file.open() as f:
+            f.seek(start)
+            run_log = f.read()
+        raise RuntimeError(f"DAG {dag_id} failed (full log: {log_file}):\n{failure_summary(run_log)}")
+
+
+def failure_summary(run_log: str, limit: int = 40) -> str:
+    """The lines that say what broke: failed tasks and the errors logged before them."""
+    keep = [
+        line[:400]
+        for line in run_log.splitlines()
+        if any(k in line for k in ("new_state=failed", "Task failed", "[ERROR]", "Error:", "failed on", "Exception:"))
+        and "nanobind" not in line
+    ]
+    return "\n".join(keep[:limit]) or run_log[-3000:]

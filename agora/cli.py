@@ -15,13 +15,15 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agora.config import TEAM_PLATFORMS, ConfigError, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console()
-err = Console(stderr=True)
+# soft_wrap: an error stays one line in CI and Airflow logs, where stderr is not a terminal.
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="agora.yml (default: $AGORA_CONFIG or ./agora.yml)")
 
@@ -42,12 +44,12 @@ def _config(path: Optional[Path]):
     try:
         return load_config(path)
     except ConfigError as e:
-        err.print(f"[bold red]config error:[/] {e}", markup=True, highlight=False)
+        err.print(f"[bold red]config error:[/] {escape(str(e))}", markup=True, highlight=False)
         raise typer.Exit(2) from None
 
 
 def _fail(step: str, e: Exception) -> typer.Exit:
-    err.print(f"[bold red]{step} failed:[/] {e}", markup=True, highlight=False)
+    err.print(f"[bold red]{step} failed:[/] {escape(str(e))}", markup=True, highlight=False)
     return typer.Exit(1)
 
 
@@ -72,7 +74,7 @@ def extract(
             cfg.pseudonym_key()  # fail before writing anything
         since_dt, until_dt = utc(since), utc(until)
     except (ConfigError, ValueError) as e:
-        err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)
         raise typer.Exit(2) from None
     t0 = time.perf_counter()
     try:
@@ -181,7 +183,6 @@ RebuildOpt = typer.Option(True, "--rebuild/--no-rebuild", help="Rebuild and repu
 
 
 def _privacy_call(step: str, fn, *args, **kwargs):
-    from rich.markup import escape
 
     from agora.privacy import PrivacyInputError
 

@@ -196,11 +196,6 @@ def test_cli_rejects_a_bad_config_with_exit_2_and_writes_nothing(tmp_path, sourc
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="agora/cli.py prints config errors with rich, which wraps stderr at 80 columns when it is "
-    "not a terminal (Airflow, CI); Console(stderr=True, soft_wrap=True) would keep them on one line",
-)
 def test_cli_config_error_is_one_line_when_stderr_is_not_a_terminal(tmp_path):
     path = write_config(tmp_path, [{**GOOD, "type": "myspace"}])
     res = _cli(["extract", "--config", str(path), "--source", "forum"], tmp_path)
