@@ -3,7 +3,7 @@
 Runs in Superset's venv (Playwright lives there) against Debian's ``chromium``: no
 browser is ever downloaded. Prints one JSON object:
 
-    {"charts": {slice_name: {"status": "ok" | "error", "detail": ...}},
+    {"charts": {slice_name: {"status": "ok" | "empty" | "error" | "timeout", "detail": ...}},
      "cards": [{"label", "value", "period", "change", "target"}],
      "tabs": [...], "screenshot": path, "seconds": {...}}
 
@@ -125,19 +125,25 @@ def _wait_for_charts(page: Any, timeout_s: float) -> dict[str, dict[str, Any]]:
                 document.querySelectorAll('[data-test="chart-grid-component"]')
             ).filter(c => c.offsetParent !== null).map(c => {
                 const error = c.querySelector(errorSel);
+                const empty = c.textContent.includes('No results were returned for this query');
                 return {
                     title: c.getAttribute('data-test-chart-name'),
                     viz: c.getAttribute('data-test-viz-type'),
                     error: error ? error.textContent.trim().slice(0, 500) : null,
+                    empty: empty,
                     loading: !!c.querySelector(loadingSel),
                     drawn: !!c.querySelector('canvas, svg:not([data-icon]), table, .agora-cards'),
                 };
             })""",
             [ERROR_SELECTOR, LOADING_SELECTOR],
         )
-        if charts and all(s["error"] or (s["drawn"] and not s["loading"]) for s in charts):
+        if charts and all(s["error"] or s["empty"] or (s["drawn"] and not s["loading"]) for s in charts):
+            # "empty" (the query returned no rows) is not an error, but a caller may want data everywhere
             return {
-                s["title"] or f"chart {i + 1}": {"status": "error" if s["error"] else "ok", "detail": s["error"]}
+                s["title"] or f"chart {i + 1}": {
+                    "status": "error" if s["error"] else "empty" if s["empty"] else "ok",
+                    "detail": s["error"],
+                }
                 for i, s in enumerate(charts)
             }
         if time.monotonic() > deadline:
@@ -153,7 +159,7 @@ def _read_cards(page: Any) -> list[dict[str, str]]:
         """() => Array.from(document.querySelectorAll('.agora-card')).map(c => ({
             label: c.querySelector('.agora-label').textContent.trim(),
             value: c.querySelector('.agora-value').textContent.trim(),
-            suppressed: c.querySelector('.agora-value').classList.contains('agora-suppressed'),
+            suppressed: c.querySelector('.agora-value').classList.contains('value-suppressed'),
             period: c.querySelector('.agora-period').textContent.trim(),
             change: c.querySelector('.agora-change').textContent.trim(),
             target: c.querySelector('.agora-target').textContent.trim().replace(/\s+/g, ' '),
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         args.all_tabs,
     )
     print(json.dumps(report, indent=2))
-    ok = bool(report["charts"]) and all(c["status"] == "ok" for c in report["charts"].values())
+    ok = bool(report["charts"]) and all(c["status"] in ("ok", "empty") for c in report["charts"].values())
     ok = ok and not report["failed_requests"]
     return 0 if ok else 1
 
