@@ -25,7 +25,16 @@ from agora.demo.inputs import write_inputs
 from agora.demo.server import DemoServer
 from agora.replay import ReplayServer
 
-__all__ = ["DemoCommunity", "start_demo", "ensure_pseudonym_key", "build_community", "START", "END"]
+__all__ = [
+    "DemoCommunity",
+    "start_demo",
+    "ensure_pseudonym_key",
+    "build_community",
+    "build_platforms",
+    "X_TOKEN_ENV",
+    "START",
+    "END",
+]
 
 KPI_TARGETS = {
     "returning_newcomer_rate": 0.4,
