@@ -12,7 +12,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: run test setup manifest lint dashboards bench clean
+.PHONY: run test setup manifest lint dashboards dashboards-stop bench clean
 
 run: setup ## Run the whole pipeline through Airflow on the offline demo community
 	$(VENV)/bin/agora demo
@@ -32,6 +32,16 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 manifest: $(VENV)/.synced ## dbt manifest, which the transform DAG (Cosmos) reads at parse time
 	$(VENV)/bin/python -m agora.warehouse parse
+
+dashboards: $(UV) ## Superset on 127.0.0.1:8088 with the Community health dashboard (own venv, state in .superset/)
+	dashboards/run.sh up
+
+dashboards-stop: ## Stop Superset (gunicorn master and workers, by PID)
+	dashboards/run.sh stop
+
+EVENTS ?= 1000000
+bench: setup ## Benchmark the full and incremental paths on EVENTS synthetic events (docs/benchmarks.md)
+	$(VENV)/bin/python -m bench --events $(EVENTS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
