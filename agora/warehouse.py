@@ -52,6 +52,20 @@ class BuildResult:
         return dict(self.__dict__)
 
 
+TARGETS = ("duckdb", "postgres")
+
+
+def dbt_target(target: str | None = None) -> str:
+    """The dbt target to build: `target`, else env AGORA_DBT_TARGET, else duckdb (the default).
+
+    On `postgres` the profile reads AGORA_PG_HOST/PORT/USER/PASSWORD/DBNAME.
+    """
+    chosen = target or os.environ.get("AGORA_DBT_TARGET") or "duckdb"
+    if chosen not in TARGETS:
+        raise ConfigError(f"dbt target {chosen!r}: expected one of {', '.join(TARGETS)}")
+    return chosen
+
+
 def warehouse_path(cfg: AgoraConfig) -> str:
     """The DuckDB file dbt builds: `<paths.warehouse>/agora.duckdb`."""
     return os.path.join(cfg.path("warehouse"), WAREHOUSE_FILE)
@@ -98,6 +112,7 @@ def run_dbt(
     target_path: str | os.PathLike | None = None,
     check: bool = True,
     timeout: float | None = None,
+    target: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run `dbt <args>` on our project; raise WarehouseError naming failed nodes if it fails.
 
@@ -105,6 +120,8 @@ def run_dbt(
     `target_path` keeps artifacts of throwaway runs (tests) out of `dbt_project/target`.
     """
     env = {**os.environ, **(dbt_env(cfg) if cfg is not None else {})}
+    if target is not None:
+        env["AGORA_DBT_TARGET"] = dbt_target(target)
     if cfg is not None and "://" not in env["AGORA_WAREHOUSE_PATH"]:
         # DuckDB creates the file but not its directory.
         Path(env["AGORA_WAREHOUSE_PATH"]).parent.mkdir(parents=True, exist_ok=True)
@@ -170,22 +187,36 @@ def build(
     *,
     target_path: str | os.PathLike | None = None,
     select: list[str] | None = None,
+    target: str | None = None,
 ) -> BuildResult:
-    """`dbt build`: seeds, models, unit and data tests, in DAG order; fail on any failure."""
+    """`dbt build`: seeds, models, unit and data tests, in DAG order; fail on any failure.
+
+    Incremental by default (staging reads only recent landing partitions); `full_refresh`
+    rebuilds from the whole landing zone. On the postgres target the landing zone is first
+    loaded into `landing.events` (agora.pg_landing), which PostgreSQL cannot read in place.
+    """
     landing = cfg.path("landing")
     if not landing_files(landing):
         raise WarehouseError(f"no landing data under {landing}: run `agora extract` first")
-    path = warehouse_path(cfg)
+    target = dbt_target(target)
+    if target == "postgres":
+        from agora.pg_landing import PgSettings, load_landing
+
+        settings = PgSettings.from_env()
+        load_landing(landing, settings)
+        path = f"postgresql://{settings.host}:{settings.port}/{settings.dbname}"
+    else:
+        path = warehouse_path(cfg)
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
     if select:
         args += ["--select", *select]
     started = time.time()
-    run_dbt(cfg, args, target_path=target_path)
-    target = Path(target_path) if target_path else PROJECT_DIR / "target"
+    run_dbt(cfg, args, target_path=target_path, target=target)
+    artifacts = Path(target_path) if target_path else PROJECT_DIR / "target"
     result = BuildResult(warehouse=path, seconds=round(time.time() - started, 2))
-    for r in _run_results(target / "run_results.json", started):
+    for r in _run_results(artifacts / "run_results.json", started):
         kind = r["unique_id"].split(".", 1)[0]
         if r.get("status") == "warn":
             result.warnings.append(r["unique_id"])

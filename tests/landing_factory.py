@@ -195,3 +195,89 @@ def write_team_activity(landing_root, activities: Iterable[tuple[str, str, str]]
     return write_landing(
         _team_rows(source, "team_activity", "team_activity", rows), str(landing_root), source, "factory", team=True
     )
+
+
+def write_pageviews(landing_root, views: Iterable[tuple[str, int]], source: str = "wiki") -> list[str]:
+    """Daily support-page views as (date, views): aggregate records with no account."""
+    rows = [
+        _row(source, "mediawiki", "pageviews", f"Help:Start|{day}", f"{day}T00:00:00Z", value=float(n))
+        for day, n in views
+    ]
+    return write_landing(rows, str(landing_root), source, "factory")
+
+
+COMMUNITY_PLATFORMS = ("discourse", "github", "stackexchange", "x", "mastodon")
+
+
+def write_mixed_community(
+    landing_root, start: str = "2025-01-01", days: int = 150, seed: int = 7, run_id: str = "factory"
+) -> None:
+    """A deterministic multi-platform community over `days` days from `start` (UTC).
+
+    Every community platform gets threads and replies (with staff, bots, self-replies and
+    unanswered threads), the wiki gets talk-page edits and pageviews, and the team sources
+    get survey answers, feedback, learnings and activities: enough rows that every KPI has
+    published and suppressed values, for comparing builds (engines, incremental vs full).
+    `run_id` lets a caller land later days as a separate run, as a daily extract would.
+    """
+    import random
+    from datetime import timedelta
+
+    rng = random.Random(seed)
+    first = utc(f"{start}T00:00:00Z")
+    for p_index, platform in enumerate(COMMUNITY_PLATFORMS):
+        community = LandingFactory(landing_root, source=f"{platform}_src", platform=platform, staff={"s1"}, bots={"b1"})
+        members = [f"m{i}" for i in range(30 + 5 * p_index)]
+        threads: list[str] = []
+        for day in range(days):
+            for _ in range(rng.randint(0, 4)):
+                at = first + timedelta(days=day, minutes=rng.randint(0, 1439))
+                if not threads or rng.random() < 0.3:
+                    threads.append(community.thread(rng.choice([*members[: 5 + day // 6], "s1"]), at))
+                else:
+                    who = rng.choice([*members[: 5 + day // 5], "s1", "b1"])
+                    community.reply(who, at, rng.choice(threads[-8:]))
+        community.rows.sort(key=lambda r: r["occurred_at"])
+        community.write(run_id)
+    wiki_rows = []
+    for day in range(0, days, 2):
+        at = first + timedelta(days=day, hours=rng.randint(0, 23))
+        editor, previous = rng.sample([f"w{i}" for i in range(12)], 2)
+        wiki_rows.append(
+            _row(
+                "wiki",
+                "mediawiki",
+                "edit",
+                f"rev{day}",
+                at,
+                thread_id="page:1",
+                parent_id=f"rev{day - 2}" if day else None,
+                actor=actor("mediawiki", editor),
+                parent_actor=actor("mediawiki", previous),
+            )
+        )
+    pageviews = [
+        _row("wiki", "mediawiki", "pageviews", f"Help:Start|{day}", first + timedelta(days=day), value=float(100 + day))
+        for day in range(days)
+    ]
+    write_landing(wiki_rows + pageviews, str(landing_root), "wiki", run_id)
+    day_at = [(first + timedelta(days=d)).strftime("%Y-%m-%dT12:00:00Z") for d in range(0, days, 3)]
+    write_survey(landing_root, [(at, rng.randint(0, 10)) for at in day_at])
+    write_feedback(
+        landing_root,
+        [
+            {
+                "id": f"f{i}",
+                "channel": rng.choice(["forum", "email"]),
+                "status": "open",
+                "received_at": at,
+                "acted_at": (utc(at) + timedelta(days=rng.randint(1, 9))) if rng.random() < 0.6 else None,
+                "responded_at": (utc(at) + timedelta(days=12)) if rng.random() < 0.4 else None,
+            }
+            for i, at in enumerate(day_at)
+        ],
+    )
+    write_team_activity(
+        landing_root, [(at[:10], rng.choice(["event", "talk", "post"]), "Activity") for at in day_at[::4]]
+    )
+    write_learnings(landing_root, [{"date": day_at[1][:10], "title": "A learning", "tags": ["x"], "kpis": ["nps"]}])

@@ -1,21 +1,21 @@
--- Authored public records of every community platform (var community_platforms), from
--- every account: bots and staff stay here because responsiveness needs their replies.
-{%- set platforms = var('community_platforms') %}
+-- Authored public records of every community platform (var community_staging_models),
+-- from every account: bots and staff stay here because responsiveness needs their replies.
+{%- set staging_models = var('community_staging_models') %}
 
 with
 
-{% for platform in platforms -%}
-    {{ platform }}_posts as (
-        select * from {{ ref('stg_' ~ platform ~ '__posts') }}
+{% for model in staging_models -%}
+    {{ model }} as (
+        select * from {{ ref(model) }}
     ),
 
 {% endfor -%}
 
 unioned as (
-    {%- for platform in platforms %}
-        select * from {{ platform }}_posts
+    {%- for model in staging_models %}
+        select * from {{ model }}
         {%- if not loop.last %}
-    union all
+    union all  -- noqa: LT02
     {%- endif %}
     {%- endfor %}
 ),

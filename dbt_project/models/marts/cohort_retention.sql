@@ -91,8 +91,16 @@ final as (
         cast(grid.cohort_month as date) as cohort_month,
         cast(grid.platform as varchar) as platform,
         cast(grid.months_since_first as integer) as months_since_first,
-        cast({{ suppressed_value('coalesce(retained.retained_members, 0)', 'grid.cohort_size', k_min) }} as bigint)
-            as retained_members,
+        -- A count of fewer than k_min accounts is never published as a count (the same
+        -- rule as reactivated_members); the rate is a share of the whole cohort, published
+        -- like every share whose denominator has at least k_min accounts.
+        cast(
+            case
+                when coalesce(retained.retained_members, 0) >= {{ k_min }}
+                    then {{ suppressed_value('retained.retained_members', 'grid.cohort_size', k_min) }}
+            end
+            as bigint
+        ) as retained_members,
         cast(
             {{ suppressed_value(
                 'coalesce(retained.retained_members, 0) * 1.0 / grid.cohort_size', 'grid.cohort_size', k_min

@@ -1,13 +1,28 @@
 -- One row per landed record. Overlapping extraction windows can land the same record in
 -- two files: keep the copy read last, so an edited or re-read record counts once.
--- A table, unlike the other staging models: it is the one model that opens the landing
--- zone's many small Parquet files (one per source and day), so a build reads them once
--- instead of once per downstream query and test.
-{{ config(materialized='table') }}
+-- Incremental, unlike the other staging models: it is the one model that opens the
+-- landing zone's many small Parquet files (one per source and day). A full build reads
+-- them all once; a daily build reads only the partitions from `landing_lookback_days`
+-- before the newest record already loaded and replaces the records it finds again.
+{{ config(
+    materialized='incremental',
+    unique_key=['source', 'record_type', 'record_id'],
+    incremental_strategy='delete+insert',
+) }}
+
+{%- set since = none %}
+{%- if execute and is_incremental() %}
+    {%- set lookback = var('landing_lookback_days', 7) | int %}
+    {%- set newest = run_query(
+        'select cast(' ~ dbt.dateadd('day', -lookback, 'max(occurred_at)') ~ ' as date) from ' ~ this
+    ).columns[0].values()[0] %}
+    {%- set since = newest | string if newest is not none else none %}
+{%- endif %}
+
 with
 
 source as (
-    {{ landing_events(source('landing', 'events')) }}
+    {{ landing_events(source('landing', 'events'), since) }}
 ),
 
 ranked as (
@@ -32,7 +47,7 @@ renamed as (
         cast(ranked.parent_actor as varchar) as parent_actor,
         -- Naive UTC timestamps: month and day boundaries are UTC on every engine and host.
         cast(ranked.occurred_at at time zone 'UTC' as timestamp) as occurred_at,
-        cast(ranked.value as double) as value,
+        cast(ranked.value as double precision) as value,
         ranked.tags,
         cast(ranked.title as varchar) as title,
         cast(ranked.text as varchar) as text,

@@ -1,0 +1,2 @@
+-- Stack Exchange: question = thread; answers and comments = reply (connectors/stackexchange.py).
+{{ staging_posts('stackexchange', record_types=('thread', 'reply')) }}

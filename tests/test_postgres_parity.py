@@ -1,0 +1,150 @@
+"""The same dbt project on PostgreSQL gives the same marts as on DuckDB.
+
+A multi-platform community is landed once; the warehouse is built on the default DuckDB
+target and, after `agora.pg_landing` loads the landing zone, on a real PostgreSQL
+(tests/postgres.py: installed from Debian packages when missing, on 127.0.0.1). Every row
+of every mart must match, floats up to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import pytest
+
+from agora.config import load_config
+from agora.pg_landing import PgSettings, load_landing
+from agora.warehouse import build, warehouse_path
+from tests.conftest import write_config
+from tests.landing_factory import write_mixed_community
+from tests.postgres import PASSWORD, SUPERUSER
+
+MARTS = (
+    "community_kpis_monthly",
+    "cohort_retention",
+    "feedback_loop_monthly",
+    "nps_quarterly",
+    "team_activity_monthly",
+    "learnings",
+    "kpi_catalog",
+)
+
+
+def _rows(cursor, mart: str, columns: list[str]) -> list[tuple]:
+    """All rows, in an order both engines agree on (floats rounded for sorting only)."""
+    cursor.execute(f"select {', '.join(columns)} from marts.{mart}")
+    return sorted(cursor.fetchall(), key=lambda r: repr(tuple(round(v, 6) if isinstance(v, float) else v for v in r)))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory, postgres):
+    root = tmp_path_factory.mktemp("parity")
+    cfg = load_config(
+        write_config(
+            root,
+            [{"name": "forum", "type": "discourse", "base_url": "http://127.0.0.1:9"}],
+            privacy={"k_min": 5},
+            kpis={"targets": {"response_rate_48h": 0.8}},
+        )
+    )
+    write_mixed_community(cfg.path("landing"))
+    duck = build(cfg, target_path=root / "duckdb_target", target="duckdb")
+    postgres.create_database("agora_parity")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {
+            "AGORA_PG_HOST": postgres.host,
+            "AGORA_PG_PORT": str(postgres.port),
+            "AGORA_PG_USER": SUPERUSER,
+            "AGORA_PG_PASSWORD": PASSWORD,
+            "AGORA_PG_DBNAME": "agora_parity",
+        }.items():
+            mp.setenv(name, value)
+        pg = build(cfg, target_path=root / "pg_target", target="postgres")
+        settings = PgSettings.from_env()
+    return cfg, duck, pg, settings
+
+
+def test_both_targets_build_everything(builds):
+    _, duck, pg, _ = builds
+    print(f"dbt build: duckdb {duck.seconds} s, postgres {pg.seconds} s")
+    for result in (duck, pg):
+        assert result.models_passed >= 31
+        assert result.unit_tests_passed == duck.unit_tests_passed > 0
+        assert result.tests_passed == duck.tests_passed > 0
+    assert pg.warehouse.startswith("postgresql://")
+
+
+@pytest.mark.parametrize("mart", MARTS)
+def test_every_mart_row_is_equal_on_duckdb_and_postgres(builds, mart):
+    cfg, _, _, settings = builds
+    con = duckdb.connect(warehouse_path(cfg), read_only=True)
+    columns = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'marts' and table_name = ? order by ordinal_position",
+            [mart],
+        ).fetchall()
+    ]
+    duck_rows = _rows(con.cursor(), mart, columns)
+    con.close()
+    pg = settings.connect()
+    try:
+        pg_rows = _rows(pg.cursor(), mart, columns)
+    finally:
+        pg.close()
+    assert duck_rows, f"{mart} is empty: the comparison would prove nothing"
+    assert len(duck_rows) == len(pg_rows)
+    for d, p in zip(duck_rows, pg_rows, strict=True):
+        assert all(_same(a, b) for a, b in zip(d, p, strict=True)), (mart, d, p)
+
+
+def test_community_kpis_cover_all_platforms_with_published_and_suppressed_values(builds):
+    cfg, *_ = builds
+    con = duckdb.connect(warehouse_path(cfg), read_only=True)
+    platforms = {r[0] for r in con.execute("select distinct platform from marts.community_kpis_monthly").fetchall()}
+    flags = {r[0] for r in con.execute("select distinct is_suppressed from marts.community_kpis_monthly").fetchall()}
+    con.close()
+    assert platforms == {"discourse", "github", "stackexchange", "x", "mastodon", "mediawiki", "all"}
+    assert flags == {True, False}
+
+
+def test_landing_load_is_idempotent(builds):
+    cfg, _, _, settings = builds
+    first = load_landing(cfg.path("landing"), settings)
+    second = load_landing(cfg.path("landing"), settings)
+    con = settings.connect()
+    with con.cursor() as cur:
+        cur.execute("select count(*), count(distinct (source, record_type, record_id)) from landing.events")
+        count, distinct = cur.fetchone()
+        cur.execute("select count(*) from landing.events where title is not null")
+        titled = cur.fetchone()[0]
+    con.close()
+    assert first == second == count == distinct > 0
+    assert titled > 0  # team sources keep title/text
+
+
+def test_landing_load_keeps_awkward_text_and_tags_exactly(tmp_path, postgres):
+    """COPY's text format and array literals need escaping: what lands is what PostgreSQL holds."""
+    from tests.landing_factory import write_learnings
+
+    text = 'Tab\there, newline\nthere, back\\slash, "quotes", {braces}, comma, and \\N'
+    write_learnings(tmp_path, [{"date": "2025-01-20", "title": "Awkward", "text": text, "tags": ['a "b"', "c,d"]}])
+    postgres.create_database("agora_copy")
+    settings = PgSettings(postgres.host, postgres.port, SUPERUSER, PASSWORD, "agora_copy")
+    assert load_landing(str(tmp_path), settings) == 1
+    con = settings.connect()
+    with con.cursor() as cur:
+        cur.execute("select text, tags, occurred_at at time zone 'UTC' from landing.events")
+        stored_text, tags, occurred = cur.fetchone()
+    con.close()
+    assert stored_text == text
+    assert tags == ['a "b"', "c,d"]
+    assert occurred.isoformat() == "2025-01-20T00:00:00"
