@@ -371,3 +371,15 @@ def test_no_landing_data_then_staging_without_team_files_then_a_named_failure(tm
     with pytest.raises(WarehouseError) as err:
         run_dbt(cfg, ["build", "--select", "stg_landing__events"], target_path=target)
     assert "test not_null_stg_landing__events_occurred_at: fail" in str(err.value)
+
+
+def test_dbt_target_from_argument_env_or_default(monkeypatch):
+    from agora.warehouse import dbt_target
+
+    monkeypatch.delenv("AGORA_DBT_TARGET", raising=False)
+    assert dbt_target() == "duckdb"
+    monkeypatch.setenv("AGORA_DBT_TARGET", "postgres")
+    assert dbt_target() == "postgres"
+    assert dbt_target("duckdb") == "duckdb"
+    with pytest.raises(ConfigError, match="snowflake"):
+        dbt_target("snowflake")
