@@ -1,0 +1,323 @@
+"""The production topology on one host: real Airflow processes, metadata and serving on PostgreSQL.
+
+Starts PostgreSQL (Debian package, 127.0.0.1), then Airflow's own processes — api-server,
+scheduler (LocalExecutor, parallelism 4), dag-processor, triggerer — bound to 127.0.0.1.
+The test triggers `agora_ingest` through the REST API only; `agora_transform` must then be
+started by the `agora://landing` Asset, not by the test, and publish the marts to a
+PostgreSQL schema read through the read-only `agora_reader` role. Every process started
+here is stopped by its own PID (Airflow's children outlive their parents).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg2
+import pytest
+import requests
+import yaml
+
+from agora.airflow_local import airflow_env, ensure_metadata
+from agora.demo import start_demo
+from agora.publish_pg import provision
+from agora.warehouse import parse
+
+PUBLISHER_PASSWORD = "publisher-live-test"
+READER_PASSWORD = "reader-live-test"
+PROCESSES = {
+    "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+RUN_TIMEOUT = 900  # seconds per DAG run; ~25 dbt tasks run one by one in the warehouse pool
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AirflowProcesses:
+    """Airflow's long-running processes, each in its own process group, logs in files."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env, self.log_dir = env, log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.seen_pids: set[int] = set()
+
+    def start(self) -> None:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        for name, args in PROCESSES.items():
+            out = (self.log_dir / f"{name}.log").open("w")
+            self.procs[name] = subprocess.Popen(
+                [airflow, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            out.close()
+
+    def tree(self) -> list[psutil.Process]:
+        """Every live process we started and all their descendants (remembered for the stop)."""
+        found = []
+        for p in self.procs.values():
+            try:
+                root = psutil.Process(p.pid)
+                found += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        self.seen_pids |= {p.pid for p in found}
+        return found
+
+    def dead(self) -> list[str]:
+        return [f"{n} (exit {p.returncode})" for n, p in self.procs.items() if p.poll() is not None]
+
+    def stop(self) -> list[int]:
+        """SIGTERM each process group, then SIGKILL what is left; return PIDs still alive."""
+        self.tree()
+        for p in self.procs.values():
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in self.seen_pids:  # children that left the group or outlived their parent
+            try:
+                if psutil.Process(pid).is_running():
+                    os.kill(pid, signal.SIGKILL)
+            except (psutil.NoSuchProcess, ProcessLookupError):
+                pass
+        for p in self.procs.values():
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=10)
+        time.sleep(0.5)
+        alive = []
+        for pid in self.seen_pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    def tail(self, lines: int = 40) -> str:
+        parts = []
+        for name in self.procs:
+            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
+            parts.append(f"--- {name} ---\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts)
+
+
+class Api:
+    """Airflow's public REST API with a JWT from the simple auth manager."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.session = requests.Session()
+
+    def login(self) -> None:
+        r = self.session.get(f"{self.base}/auth/token", timeout=10)
+        r.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    def get(self, path: str, **params) -> dict:
+        r = self.session.get(f"{self.base}/api/v2{path}", params=params, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def send(self, method: str, path: str, body: dict) -> dict:
+        r = self.session.request(method, f"{self.base}/api/v2{path}", json=body, timeout=30)
+        if r.status_code >= 400:
+            raise AssertionError(f"{method} {path}: {r.status_code} {r.text[:500]}")
+        return r.json()
+
+
+def _wait(what: str, check, timeout: float, procs: AirflowProcesses, every: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if procs.dead():
+            pytest.fail(f"Airflow process died while waiting for {what}: {procs.dead()}\n{procs.tail()}")
+        procs.tree()
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{procs.tail()}")
+
+
+def _task_states(api: Api, dag_id: str, run_id: str) -> dict[str, str]:
+    tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
+    return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in tis}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, postgres):
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    root = tmp_path_factory.mktemp("live")
+    demo = start_demo(root / "demo", seed=7, data_dir=root / "data")
+
+    # Production profile: marts published to PostgreSQL for the read-only reader.
+    cfg_raw = yaml.safe_load(demo.config_path.read_text())
+    cfg_raw["serving"] = {"kind": "postgres", "host": "127.0.0.1", "port": postgres.port, "database": "agora_serving"}
+    demo.config_path.write_text(yaml.safe_dump(cfg_raw, sort_keys=False))
+    os.environ["AGORA_SERVING_PASSWORD"] = PUBLISHER_PASSWORD  # provision reads it; tasks inherit it below
+    from agora.config import PostgresServing
+
+    serving = PostgresServing(**cfg_raw["serving"])
+    provision(postgres.url(), serving, READER_PASSWORD)
+
+    postgres.create_database("airflow_meta")
+    port = _free_port()
+    env = airflow_env(demo.config_path, home=root / "airflow")
+    meta = postgres.url("airflow_meta").replace("postgresql://", "postgresql+psycopg2://")
+    env.update(
+        {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            # Parse each file once: re-parsing every 30 s costs CPU the dbt tasks need.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+            "AGORA_SERVING_PASSWORD": PUBLISHER_PASSWORD,
+        }
+    )
+    ensure_metadata(env)  # `db migrate` on PostgreSQL + the 1-slot agora_warehouse pool
+    parse()  # the manifest Cosmos renders tasks from must match the models on disk (`make manifest`)
+    timings["setup"] = time.monotonic() - t0
+
+    procs = AirflowProcesses(env, root)
+    procs.start()
+    api = Api(f"http://127.0.0.1:{port}")
+    try:
+        _wait("the api-server", lambda: _healthy(api), 120, procs)
+        api.login()
+        _wait("both DAGs parsed", lambda: _parsed(api, "agora_ingest", "agora_transform"), 180, procs)
+        timings["airflow_up"] = time.monotonic() - t0
+        yield {"api": api, "procs": procs, "demo": demo, "serving": serving, "timings": timings, "t0": t0}
+    finally:
+        alive = procs.stop()
+        demo.stop()
+        os.environ.pop("AGORA_SERVING_PASSWORD", None)
+        timings["total"] = time.monotonic() - t0
+        print(f"\nlive Airflow timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
+        assert alive == [], f"processes survived the stop: {alive}"
+
+
+def _healthy(api: Api) -> bool:
+    try:
+        return requests.get(f"{api.base}/api/v2/monitor/health", timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def _parsed(api: Api, *dag_ids: str) -> bool:
+    for dag_id in dag_ids:
+        try:
+            api.get(f"/dags/{dag_id}")
+        except requests.HTTPError:
+            return False
+    return True
+
+
+def test_ingest_via_rest_api_triggers_transform_by_asset_and_publishes_to_postgres(live):
+    api, procs, demo, serving, timings = (live[k] for k in ("api", "procs", "demo", "serving", "timings"))
+
+    listening = {
+        (c.laddr.ip, c.laddr.port) for p in procs.tree() for c in _connections(p) if c.status == psutil.CONN_LISTEN
+    }
+    assert listening, "the api-server listens somewhere"
+    assert {ip for ip, _ in listening} <= {"127.0.0.1"}, f"not bound to loopback only: {listening}"
+
+    # The test triggers ingest only; nothing here ever starts agora_transform.
+    run_id = f"live_{int(time.time())}"
+    api.send(
+        "POST",
+        "/dags/agora_ingest/dagRuns",
+        {
+            "dag_run_id": run_id,
+            "logical_date": demo.end.isoformat(),
+            "conf": {"since": demo.start.isoformat(), "until": demo.end.isoformat()},
+        },
+    )
+    for dag_id in ("agora_ingest", "agora_transform"):
+        api.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+
+    def ingest_done():
+        state = api.get(f"/dags/agora_ingest/dagRuns/{run_id}")["state"]
+        return state if state in ("success", "failed") else None
+
+    state = _wait("agora_ingest", ingest_done, RUN_TIMEOUT, procs)
+    assert state == "success", _task_states(api, "agora_ingest", run_id)
+    timings["ingest_done"] = time.monotonic() - live["t0"]
+
+    def transform_done():
+        runs = api.get("/dags/agora_transform/dagRuns", order_by="-run_after")["dag_runs"]
+        finished = [r for r in runs if r["state"] in ("success", "failed")]
+        return finished[0] if finished else None
+
+    run = _wait("agora_transform started by the Asset", transform_done, RUN_TIMEOUT, procs)
+    assert run["state"] == "success", _task_states(api, "agora_transform", run["dag_run_id"])
+    assert run["run_type"] == "asset_triggered"
+    timings["transform_done"] = time.monotonic() - live["t0"]
+    manual = [r for r in api.get("/dags/agora_transform/dagRuns")["dag_runs"] if r["run_type"] == "manual"]
+    assert manual == []
+
+    # The marts, as Superset's read-only role sees them.
+    conn = psycopg2.connect(
+        host=serving.host, port=serving.port, dbname=serving.database, user="agora_reader", password=READER_PASSWORD
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "select table_schema, table_name from information_schema.tables where table_schema <> 'pg_catalog' and table_schema <> 'information_schema'"
+            )
+            tables = cur.fetchall()
+            assert {s for s, _ in tables} == {"marts"}
+            assert {"community_kpis_monthly", "kpi_catalog"} <= {t for _, t in tables}
+            cur.execute(
+                "select value from marts.community_kpis_monthly "
+                "where platform = 'all' and month = date '2026-10-01' and kpi = 'active_members'"
+            )
+            assert cur.fetchone()[0] >= 5
+            cur.execute(
+                "select count(*) from marts.community_kpis_monthly "
+                "where (group_size < 5 and value is not null) or (is_suppressed and value is not null)"
+            )
+            assert cur.fetchone()[0] == 0
+            with pytest.raises(psycopg2.Error):
+                cur.execute("delete from marts.kpi_catalog")
+    finally:
+        conn.close()
+
+
+def _connections(p: psutil.Process) -> list:
+    try:
+        return p.net_connections(kind="inet")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
