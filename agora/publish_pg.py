@@ -8,7 +8,8 @@ old one. PostgreSQL DDL is transactional, so a reader sees either the old marts 
 new ones; a failure anywhere before the commit leaves the previous schema published.
 
 Only base tables of the warehouse's ``marts`` schema are copied (what the mart contract
-checked), the same rule as the DuckDB publish.
+checked), the same rule as the DuckDB publish. The warehouse is the DuckDB file, or the
+PostgreSQL database of dbt's `postgres` target (``AGORA_DBT_TARGET=postgres``, ``AGORA_PG_*``).
 """
 
 from __future__ import annotations
@@ -87,8 +88,35 @@ def serving_url(serving: PostgresServing) -> str:
     return f"postgresql://{serving.user}@{serving.host}:{serving.port}/{serving.database}#{serving.schema_name}"
 
 
-def _read_marts(warehouse_file: str) -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
-    """Every base table of the DuckDB warehouse's marts schema: columns (name, type) and rows."""
+Marts = dict[str, tuple[list[tuple[str, str]], list[tuple]]]  # table -> ([(column, pg type)], rows)
+
+
+def _read_marts_postgres(conn) -> Marts:
+    """Every base table of a PostgreSQL warehouse's marts schema (dbt target `postgres`)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+            [MARTS_SCHEMA],
+        )
+        names = [r[0] for r in cur.fetchall()]
+        if not names:
+            raise PublishError(f"publish: no tables in schema {MARTS_SCHEMA} of the PostgreSQL warehouse")
+        marts = {}
+        for name in names:
+            cur.execute(
+                "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute as a "
+                "where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
+                [f"{_ident(MARTS_SCHEMA)}.{_ident(name)}"],
+            )
+            cols = cur.fetchall()
+            cur.execute(f"select * from {_ident(MARTS_SCHEMA)}.{_ident(name)}")  # noqa: S608
+            marts[name] = (cols, cur.fetchall())
+    return marts
+
+
+def _read_marts(warehouse_file: str) -> Marts:
+    """Every base table of the DuckDB warehouse's marts schema: columns (name, pg type) and rows."""
     import os
 
     import duckdb
@@ -115,7 +143,7 @@ def _read_marts(warehouse_file: str) -> dict[str, tuple[list[tuple[str, str]], l
                 [MARTS_SCHEMA, name],
             ).fetchall()
             rows = con.execute(f"select * from {MARTS_SCHEMA}.{_ident(name)}").fetchall()  # noqa: S608
-            marts[name] = (cols, rows)
+            marts[name] = ([(c, pg_type(t)) for c, t in cols], rows)
         return marts
     finally:
         con.close()
@@ -129,7 +157,7 @@ def _build_new_schema(conn, new: str, reader: str, marts: dict, result: PublishR
         cur.execute(f"create schema {_ident(new)}")
         for name, (cols, rows) in marts.items():
             rel = f"{_ident(new)}.{_ident(name)}"
-            cur.execute(f"create table {rel} ({', '.join(f'{_ident(c)} {pg_type(t)}' for c, t in cols)})")
+            cur.execute(f"create table {rel} ({', '.join(f'{_ident(c)} {t}' for c, t in cols)})")
             if rows:
                 execute_values(cur, f"insert into {rel} values %s", rows, page_size=1000)  # noqa: S608
             result.tables[name] = len(rows)
@@ -150,18 +178,36 @@ def _swap(conn, schema: str, new: str, old: str) -> None:
         cur.execute(f"drop schema if exists {_ident(old)} cascade")
 
 
-def publish_postgres(cfg: AgoraConfig, warehouse_file: str | None = None) -> PublishResult:
-    """Copy the marts of the DuckDB warehouse into `serving.schema`, swapped in one transaction."""
-    import psycopg2
+def read_warehouse_marts(cfg: AgoraConfig, warehouse_file: str | None = None) -> Marts:
+    """The marts dbt built: from PostgreSQL (AGORA_PG_*) on target `postgres`, else the DuckDB file."""
+    from agora.warehouse import dbt_target, warehouse_path
 
-    from agora.warehouse import warehouse_path
+    if warehouse_file is None and dbt_target() == "postgres":
+        import psycopg2
+
+        from agora.pg_landing import PgSettings
+
+        try:
+            conn = PgSettings.from_env().connect()
+        except psycopg2.OperationalError as e:
+            raise PublishError(f"publish: cannot connect to the PostgreSQL warehouse ({e})") from e
+        try:
+            return _read_marts_postgres(conn)
+        finally:
+            conn.close()
+    return _read_marts(warehouse_file or warehouse_path(cfg))
+
+
+def publish_postgres(cfg: AgoraConfig, warehouse_file: str | None = None) -> PublishResult:
+    """Copy the warehouse's marts into `serving.schema`, swapped in one transaction."""
+    import psycopg2
 
     started = time.monotonic()
     serving = _serving(cfg)
     schema = serving.schema_name
     new, old = f"{schema}_new", f"{schema}_old"
     result = PublishResult(serving_path=serving_url(serving))
-    marts = _read_marts(warehouse_file or warehouse_path(cfg))
+    marts = read_warehouse_marts(cfg, warehouse_file)
     conn = connect(serving)
     try:
         with conn.cursor() as cur:

@@ -209,3 +209,60 @@ def test_type_mapping():
     assert pg_type("TIMESTAMP WITH TIME ZONE") == "timestamptz"
     with pytest.raises(PublishError):
         pg_type("INTEGER[]")
+
+
+def test_publish_from_a_postgres_warehouse(cfg, postgres, serving_db, monkeypatch):
+    """dbt target `postgres`: the marts are read from the AGORA_PG_* database, types kept exactly."""
+    url = postgres.create_database("warehouse_pub_test")
+    postgres.psql(
+        """
+        drop schema if exists marts cascade;
+        drop schema if exists staging cascade;
+        create schema marts;
+        create schema staging;
+        create table staging.secret as select 'not for serving' as x;
+        create table marts.kpis (month date, kpi text, value numeric(10, 2), tags text[], at timestamptz, ok boolean);
+        insert into marts.kpis values
+            ('2026-10-01', 'active_members', 12.50, array['a', 'b'], '2026-10-02 03:04:05+00', true),
+            ('2026-11-01', 'new_members', null, null, null, null);
+        create view marts.a_view as select 1 as x;
+        """,
+        database="warehouse_pub_test",
+    )
+    assert url.endswith("/warehouse_pub_test")
+    monkeypatch.setenv("AGORA_DBT_TARGET", "postgres")
+    for key, value in {
+        "AGORA_PG_HOST": postgres.host,
+        "AGORA_PG_PORT": str(postgres.port),
+        "AGORA_PG_USER": "agora_admin",
+        "AGORA_PG_PASSWORD": "agora-test-only",
+        "AGORA_PG_DBNAME": "warehouse_pub_test",
+    }.items():
+        monkeypatch.setenv(key, value)
+    result = publish(cfg)  # no DuckDB file exists under paths.warehouse: the source is PostgreSQL
+    assert result.tables == {"kpis": 2}
+    conn = _reader(serving_db)
+    try:
+        assert _query(conn, "select table_name from information_schema.tables where table_schema = 'marts'") == [
+            ("kpis",)
+        ]
+        types = dict(
+            _query(
+                conn,
+                "select column_name, format_type(atttypid, atttypmod) from information_schema.columns "
+                "join pg_attribute on attrelid = 'marts.kpis'::regclass and attname = column_name "
+                "where table_schema = 'marts' and table_name = 'kpis'",
+            )
+        )
+        assert types == {
+            "month": "date",
+            "kpi": "text",
+            "value": "numeric(10,2)",
+            "tags": "text[]",
+            "at": "timestamp with time zone",
+            "ok": "boolean",
+        }
+        rows = _query(conn, "select kpi, value::text, tags, ok from marts.kpis order by month")
+        assert rows == [("active_members", "12.50", ["a", "b"], True), ("new_members", None, None, None)]
+    finally:
+        conn.close()
