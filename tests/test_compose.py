@@ -67,9 +67,16 @@ def test_images_are_pinned(services):
         image = svc["image"]
         repo, _, tag = image.rpartition(":")
         assert repo and re.fullmatch(r"\d+(\.\d+)+(-[a-z0-9.]+)?", tag), f"{name}: image {image} is not pinned"
-    dockerfile = (ROOT / services["airflow-worker"]["build"]["dockerfile"]).read_text()
-    bases = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
-    assert bases and all(re.search(r":\d+\.\d+\.\d+", b) for b in bases), bases
+    for name in ("airflow-worker", "superset"):
+        build = services[name]["build"]
+        dockerfile = (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).read_text()
+        bases = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+        assert bases and all(re.search(r":\d+\.\d+\.\d+", b) for b in bases), bases
+        for line in re.findall(r"pip install ([^\n&\\]*)", dockerfile):
+            for req in line.split():
+                if not req.startswith("-"):
+                    assert re.fullmatch(r"[\w.\-\[\]]+==[\w.]+", req), f"{name}: unpinned {req}"
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert re.search(r"uv==\d+\.\d+\.\d+", dockerfile)
     assert "uv sync --frozen" in dockerfile  # the locked versions, nothing resolved at build time
 
