@@ -65,7 +65,7 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((work / "bench.json").read_text())
