@@ -283,11 +283,12 @@ def format_report(report: BenchReport) -> str:
     lines = [
         f"Events: {report.events:,} over {report.days} days; started {report.started_at}; machine {report.machine}",
         "",
-        "| phase | stage | seconds | peak RSS (MB) | load avg (1 min) |",
-        "|---|---|---:|---:|---:|",
+        "| phase | stage | wall (s) | CPU (s) | peak RSS (MB) | load avg (1 min) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {s.phase} | {s.name} | {s.seconds:.2f} | {s.peak_rss_mb:.0f} | {s.load_avg_1m:.2f} |" for s in report.stages
+        f"| {s.phase} | {s.name} | {s.seconds:.2f} | {s.cpu_seconds:.2f} | {s.peak_rss_mb:.0f} | {s.load_avg_1m:.2f} |"
+        for s in report.stages
     ]
     lines += ["", "| measure | value |", "|---|---|"]
     for k, v in report.summary.items():
