@@ -290,8 +290,9 @@ class AgoraConfig(_Strict):
 def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "tagged-union")))
-    # Discriminated unions put the type name in the path (sources.0.discourse.base_url): drop it.
-    parts = [p for p in loc.split(".") if p not in PLATFORMS]
+    # Discriminated unions put the type name in the path (sources.0.discourse.base_url,
+    # serving.postgres.port): drop it.
+    parts = [p for p in loc.split(".") if p not in PLATFORMS and p not in ("postgres", "duckdb")]
     loc = ".".join(parts) or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
