@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
 import shutil
 import tempfile
@@ -254,7 +255,14 @@ def _prepare_db(db_path: str, files: list[_File]) -> None:
 
 def _load_landing(db_path: str, urls: list[str]) -> None:
     """Copy the files into one table: a dozen checks then scan it, not every file a dozen times."""
-    con = duckdb.connect(db_path)
+    # Same memory cap as the dbt profile: spill to disk rather than grow with the history.
+    con = duckdb.connect(
+        db_path,
+        config={
+            "memory_limit": os.environ.get("AGORA_DUCKDB_MEMORY_LIMIT", "2GB"),
+            "preserve_insertion_order": False,
+        },
+    )
     try:
         src = (
             f"read_parquet([{', '.join(_quote(u) for u in urls)}], "
