@@ -9,18 +9,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from conftest import TEST_KEY, write_config
 
 from agora.config import load_config
-from agora.envelope import ENVELOPE_COLUMNS
 from agora.extract import run_extract
 from agora.pseudonym import pseudonym
 from agora.replay import ReplayServer, Reply
 from agora.tombstones import add_tombstones
 from connectors.github import PrivateRepositoryError
 from connectors.http import HttpError
+from tests.replayed import landed_rows, load_json_routes, stored_blobs
 
 DATA = Path(__file__).parent / "data" / "github"
 SINCE = datetime(2025, 3, 1, tzinfo=UTC)
@@ -32,11 +31,6 @@ FREE_TEXT = {"body", "title"}
 
 def route_specs() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(DATA.glob("*.json"))]
-
-
-def load_routes(server: ReplayServer) -> None:
-    for spec in route_specs():
-        server.add(spec["path"], [Reply(**r) for r in spec["replies"]], query=spec["query"])
 
 
 def personal_values(obj, person: bool = False):
@@ -60,28 +54,6 @@ def fixture_secrets() -> set[str]:
     # The repository objects (repo*.json) name the organisation: public, part of record ids, not a person.
     specs = [json.loads(p.read_text()) for p in sorted(DATA.glob("*.json")) if not p.name.startswith("repo")]
     return {v for s in specs for r in s["replies"] for v in personal_values(r["body"]) if len(v) >= 4}
-
-
-def stored_blobs(root: Path) -> list[tuple[Path, bytes]]:
-    """Every byte under the data dir, plus the decoded content of Parquet files (compressed on disk)."""
-    blobs = []
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            blobs.append((p, p.read_bytes()))
-            if p.suffix == ".parquet":
-                blobs.append((p, repr(pq.read_table(p).to_pylist()).encode()))
-                blobs.append((p, repr(pq.read_metadata(p).metadata).encode()))
-    return blobs
-
-
-def landed_rows(cfg, source: str) -> list[dict]:
-    files = sorted(Path(cfg.path("landing"), source).rglob("*.parquet"))
-    rows = []
-    for f in files:
-        table = pq.read_table(f)
-        assert tuple(table.schema.names) == ENVELOPE_COLUMNS
-        rows += table.to_pylist()
-    return rows
 
 
 def pseudo(account: str) -> str:
@@ -216,3 +188,7 @@ def test_a_private_repository_is_refused_and_nothing_lands(workdir, repo):
             run_extract(cfg, "gh", SINCE, UNTIL)
     assert not list(Path(cfg.path("landing")).rglob("*.parquet"))
     assert not Path(cfg.path("state"), "gh.json").exists()  # the cursor did not move
+
+
+def load_routes(server: ReplayServer) -> None:
+    load_json_routes(DATA, server)

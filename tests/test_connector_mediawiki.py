@@ -8,16 +8,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from conftest import TEST_KEY, write_config
 
 from agora.config import ConfigError, load_config
-from agora.envelope import ENVELOPE_COLUMNS
 from agora.extract import run_extract
 from agora.pseudonym import pseudonym
 from agora.replay import ReplayServer, Reply
 from agora.tombstones import add_tombstones
+from tests.replayed import landed_rows, load_json_routes, stored_blobs
 
 DATA = Path(__file__).parent / "data" / "mediawiki"
 SINCE = datetime(2025, 3, 1, tzinfo=UTC)
@@ -28,11 +27,6 @@ SUPPORT_PAGES = ["Help:Getting started", "Help:FAQ"]
 
 def route_specs() -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(DATA.glob("*.json"))}
-
-
-def load_routes(server: ReplayServer) -> None:
-    for spec in route_specs().values():
-        server.add(spec["path"], [Reply(**r) for r in spec["replies"]], query=spec["query"])
 
 
 def personal_values(obj):
@@ -52,27 +46,6 @@ def personal_values(obj):
 
 def fixture_secrets() -> set[str]:
     return {v for s in route_specs().values() for r in s["replies"] for v in personal_values(r["body"])}
-
-
-def stored_blobs(root: Path) -> list[tuple[Path, bytes]]:
-    """Every byte under the data dir, plus the decoded content of Parquet files (compressed on disk)."""
-    blobs = []
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            blobs.append((p, p.read_bytes()))
-            if p.suffix == ".parquet":
-                blobs.append((p, repr(pq.read_table(p).to_pylist()).encode()))
-                blobs.append((p, repr(pq.read_metadata(p).metadata).encode()))
-    return blobs
-
-
-def landed_rows(cfg, source: str) -> list[dict]:
-    rows = []
-    for f in sorted(Path(cfg.path("landing"), source).rglob("*.parquet")):
-        table = pq.read_table(f)
-        assert tuple(table.schema.names) == ENVELOPE_COLUMNS
-        rows += table.to_pylist()
-    return rows
 
 
 def pseudo(account: str) -> str:
@@ -188,3 +161,7 @@ def test_support_pages_need_a_pageviews_endpoint(workdir):
     }
     with pytest.raises(ConfigError, match="support_pages need pageviews_url and project"):
         load_config(write_config(workdir, [src]))
+
+
+def load_routes(server: ReplayServer) -> None:
+    load_json_routes(DATA, server)
