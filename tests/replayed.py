@@ -38,3 +38,23 @@ def landed_rows(cfg, source: str) -> list[dict]:
         assert tuple(table.schema.names) == ENVELOPE_COLUMNS
         rows += table.to_pylist()
     return rows
+
+
+def person_values(obj, person_objects: set[str], person_skip: set[str], free_text: set[str], person: bool = False):
+    """Every value of a person object (but the harmless keys in `person_skip`) and every free text.
+
+    What a privacy test must never find on disk: handles, names, URLs and ids of people, and bodies.
+    """
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in person_objects and isinstance(v, dict):
+                yield from person_values(v, person_objects, person_skip, free_text, True)
+            elif person and k not in person_skip and isinstance(v, (str, int)) and not isinstance(v, bool):
+                yield str(v)
+            elif k in free_text and isinstance(v, str) and v:
+                yield v
+            else:
+                yield from person_values(v, person_objects, person_skip, free_text, person)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from person_values(v, person_objects, person_skip, free_text, person)

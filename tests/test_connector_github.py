@@ -19,7 +19,7 @@ from agora.replay import ReplayServer, Reply
 from agora.tombstones import add_tombstones
 from connectors.github import PrivateRepositoryError
 from connectors.http import HttpError
-from tests.replayed import landed_rows, load_json_routes, stored_blobs
+from tests.replayed import landed_rows, load_json_routes, person_values, stored_blobs
 
 DATA = Path(__file__).parent / "data" / "github"
 SINCE = datetime(2025, 3, 1, tzinfo=UTC)
@@ -33,21 +33,9 @@ def route_specs() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(DATA.glob("*.json"))]
 
 
-def personal_values(obj, person: bool = False):
+def personal_values(obj):
     """Every handle, name, URL, id of a person and every free text in a fixture."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k in PERSON_OBJECTS and isinstance(v, dict):
-                yield from personal_values(v, True)
-            elif person and k not in PERSON_SKIP and isinstance(v, (str, int)) and not isinstance(v, bool):
-                yield str(v)
-            elif k in FREE_TEXT and isinstance(v, str) and v:
-                yield v
-            else:
-                yield from personal_values(v, person)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from personal_values(v, person)
+    return person_values(obj, PERSON_OBJECTS, PERSON_SKIP, FREE_TEXT)
 
 
 def fixture_secrets() -> set[str]:
