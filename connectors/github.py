@@ -146,6 +146,11 @@ def _is_bot(user: dict | None) -> bool:
     return user.get("type") == "Bot" or str(user.get("login") or "").endswith("[bot]")
 
 
+def _last_number(url: Any) -> int:
+    """The issue/PR number at the end of an API URL (`.../issues/42`)."""
+    return int(str(url).rstrip("/").rsplit("/", 1)[1])
+
+
 def _text(*parts: Any) -> str | None:
     text = "\n".join(p for p in parts if isinstance(p, str) and p)
     return text or None
@@ -227,24 +232,14 @@ class _RepoRun:
         for item in self.conn.pages(f"repos/{self.repo}/issues/comments", self.list_params()):
             try:
                 cid, created = int(item["id"]), _ts(item["created_at"])
-                number = int(str(item["issue_url"]).rstrip("/").rsplit("/", 1)[1])
+                number = _last_number(item["issue_url"])
             except (KeyError, TypeError, ValueError, IndexError):
                 yield Rejected("github issue comment without id, created_at or issue_url", item)
                 continue
-            if not self.in_window(created):
-                continue
-            user = item.get("user")
-            yield RawEvent(
-                record_type="reply",
-                record_id=f"issue_comment:{cid}",
-                occurred_at=created,
-                thread_id=self.thread_id(number),
-                parent_id=self.thread_id(number),
-                account_id=_account(user),
-                parent_account_id=self.thread_author(number),
-                is_bot=_is_bot(user),
-                text=_text(item.get("body")),
-            )
+            if self.in_window(created):
+                yield self.reply(
+                    f"issue_comment:{cid}", created, number, item, self.thread_id(number), self.thread_author(number)
+                )
 
     def review_comments(self) -> Iterator[RawEvent | Rejected]:
         # Collect first: a reply may come before the comment it answers when that one was edited later.
@@ -252,7 +247,7 @@ class _RepoRun:
         for item in self.conn.pages(f"repos/{self.repo}/pulls/comments", self.list_params()):
             try:
                 cid, created = int(item["id"]), _ts(item["created_at"])
-                number = int(str(item["pull_request_url"]).rstrip("/").rsplit("/", 1)[1])
+                number = _last_number(item["pull_request_url"])
             except (KeyError, TypeError, ValueError, IndexError):
                 yield Rejected("github review comment without id, created_at or pull_request_url", item)
                 continue
@@ -269,18 +264,7 @@ class _RepoRun:
                 parent_id, parent_account = f"review_comment:{reply_to}", authors[reply_to]
             else:
                 parent_id, parent_account = self.thread_id(number), self.thread_author(number)
-            user = item.get("user")
-            yield RawEvent(
-                record_type="reply",
-                record_id=f"review_comment:{cid}",
-                occurred_at=created,
-                thread_id=self.thread_id(number),
-                parent_id=parent_id,
-                account_id=_account(user),
-                parent_account_id=parent_account,
-                is_bot=_is_bot(user),
-                text=_text(item.get("body")),
-            )
+            yield self.reply(f"review_comment:{cid}", created, number, item, parent_id, parent_account)
 
     def reviews(self) -> Iterator[RawEvent | Rejected]:
         # A review bumps its PR's updated_at, so the PRs listed since the window start hold them all.
@@ -295,17 +279,24 @@ class _RepoRun:
                 except (KeyError, TypeError, ValueError):
                     yield Rejected("github review without id or submitted_at", item)
                     continue
-                if not self.in_window(submitted):
-                    continue
-                user = item.get("user")
-                yield RawEvent(
-                    record_type="reply",
-                    record_id=f"review:{rid}",
-                    occurred_at=submitted,
-                    thread_id=self.thread_id(number),
-                    parent_id=self.thread_id(number),
-                    account_id=_account(user),
-                    parent_account_id=self.authors.get(number),
-                    is_bot=_is_bot(user),
-                    text=_text(item.get("body")),
-                )
+                if self.in_window(submitted):
+                    yield self.reply(
+                        f"review:{rid}", submitted, number, item, self.thread_id(number), self.authors.get(number)
+                    )
+
+    def reply(
+        self, record_id: str, at: datetime, number: int, item: dict, parent_id: str, parent_account: str | None
+    ) -> RawEvent:
+        """A comment or review on issue/PR `number`, answering `parent_id` by `parent_account`."""
+        user = item.get("user")
+        return RawEvent(
+            record_type="reply",
+            record_id=record_id,
+            occurred_at=at,
+            thread_id=self.thread_id(number),
+            parent_id=parent_id,
+            account_id=_account(user),
+            parent_account_id=parent_account,
+            is_bot=_is_bot(user),
+            text=_text(item.get("body")),
+        )
