@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
@@ -194,12 +194,36 @@ Source = Annotated[
 ]
 
 
-class PostgresServing(_Strict):
-    """Where marts are published for Superset when one file on one host is not enough."""
+class _PostgresConnection(_Strict):
+    """How to reach one PostgreSQL database; shared by the warehouse and serving blocks.
+
+    The password is never in agora.yml: `password_env` names the environment variable
+    that holds it, read only when a connection is made.
+    """
+
+    #: The agora.yml block this connection is configured in (for error messages).
+    _block: ClassVar[str] = ""
 
     kind: Literal["postgres"]
     host: str = Field("127.0.0.1", description="PostgreSQL host.")
     port: int = Field(5432, ge=1, le=65535)
+    database: str = Field("agora", description="Database to connect to.")
+    user: str = Field("agora", description="Role to connect as.")
+    password_env: str = Field("AGORA_PG_PASSWORD", description="Environment variable holding the password.")
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+    def password(self) -> str:
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise ConfigError(f"{self._block}.password_env: environment variable {self.password_env} is unset")
+        return value
+
+
+class PostgresServing(_PostgresConnection):
+    """Where marts are published for Superset when one file on one host is not enough."""
+
+    _block: ClassVar[str] = "serving"
+
     database: str = Field("agora", description="Database holding the serving schema.")
     user: str = Field("agora_publisher", description="Role that builds and swaps the serving schema.")
     password_env: str = Field(
@@ -211,13 +235,6 @@ class PostgresServing(_Strict):
     reader_role: str = Field(
         "agora_reader", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Read-only role granted SELECT."
     )
-    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-
-    def password(self) -> str:
-        value = os.environ.get(self.password_env)
-        if not value:
-            raise ConfigError(f"serving.password_env: environment variable {self.password_env} is unset")
-        return value
 
 
 class DuckdbServing(_Strict):
@@ -227,6 +244,27 @@ class DuckdbServing(_Strict):
 
 
 Serving = Annotated[Union[DuckdbServing, PostgresServing], Field(discriminator="kind")]
+
+
+class PostgresWarehouse(_PostgresConnection):
+    """dbt builds the warehouse in this PostgreSQL database (dbt target `postgres`).
+
+    The landing zone is copied into its `landing.events` table before each build.
+    """
+
+    _block: ClassVar[str] = "warehouse"
+
+    database: str = Field("warehouse", description="Database dbt builds the warehouse in.")
+    user: str = Field("agora", description="Role dbt and the landing load connect as (owns the warehouse).")
+
+
+class DuckdbWarehouse(_Strict):
+    """Default: dbt builds `<paths.warehouse>/agora.duckdb` (dbt target `duckdb`)."""
+
+    kind: Literal["duckdb"] = "duckdb"
+
+
+Warehouse = Annotated[Union[DuckdbWarehouse, PostgresWarehouse], Field(discriminator="kind")]
 
 
 class Kpis(_Strict):
@@ -239,6 +277,7 @@ class AgoraConfig(_Strict):
     paths: Paths = Paths()
     sources: list[Source] = Field(min_length=1)
     kpis: Kpis = Kpis()
+    warehouse: Warehouse = DuckdbWarehouse()
     serving: Serving = DuckdbServing()
     # Directory of the config file; relative paths in it are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
@@ -252,6 +291,15 @@ class AgoraConfig(_Strict):
                 raise ValueError(f"duplicate source name {s.name!r}")
             seen.add(s.name)
         return sources
+
+    @model_validator(mode="after")
+    def _serving_can_read_the_warehouse(self) -> AgoraConfig:
+        if self.warehouse.kind == "postgres" and self.serving.kind == "duckdb":
+            raise ValueError(
+                "serving.kind: a PostgreSQL warehouse publishes to PostgreSQL serving only "
+                "(set serving: {kind: postgres, ...})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _staff_platforms_known(self) -> AgoraConfig:
@@ -301,6 +349,10 @@ def _format_error(err: ValidationError) -> str:
         msg = f"unknown source type {first.get('input', {}).get('type')!r} (known: {', '.join(PLATFORMS)})"
     elif first["type"] == "missing":
         msg = "required key is missing"
+    if first["type"] == "value_error" and loc == "(top level)":
+        # Cross-key checks name their key themselves ("serving.kind: ...").
+        msg = msg.removeprefix("Value error, ")
+        loc, _, msg = msg.partition(": ") if ": " in msg else (loc, "", msg)
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{loc}: {msg}{more}"
 

@@ -15,7 +15,8 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg2
 import pyarrow as pa
@@ -23,6 +24,9 @@ import pyarrow.parquet as pq
 
 from agora.envelope import TEAM_SCHEMA
 from agora.landing import _fs, landing_files
+
+if TYPE_CHECKING:
+    from agora.config import AgoraConfig
 
 log = logging.getLogger("agora.pg_landing")
 
@@ -44,8 +48,9 @@ class PgSettings:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     dbname: str
+    sslmode: str = "prefer"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PgSettings:
@@ -57,11 +62,31 @@ class PgSettings:
             user=env.get("AGORA_PG_USER", "agora"),
             password=env.get("AGORA_PG_PASSWORD", ""),
             dbname=env.get("AGORA_PG_DBNAME", "agora"),
+            sslmode=env.get("AGORA_PG_SSLMODE", "prefer"),
         )
+
+    @classmethod
+    def for_config(cls, cfg: AgoraConfig) -> PgSettings:
+        """The PostgreSQL warehouse of a config: its `warehouse` block, else AGORA_PG_* (see dbt_target)."""
+        from agora.warehouse import dbt_env
+
+        return cls.from_env({**os.environ, **dbt_env(cfg)})
+
+    @property
+    def url(self) -> str:
+        """For logs and results: no password."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def connect(self):
         return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.dbname,
+            sslmode=self.sslmode,
+            connect_timeout=10,
+            application_name="agora",
         )
 
 

@@ -7,6 +7,9 @@ this module (from a DAG file, at parse time) stays cheap.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -41,14 +44,63 @@ def validate_landing(cfg: AgoraConfig) -> dict[str, Any]:
 
 def build(cfg: AgoraConfig, full_refresh: bool = False) -> dict[str, Any]:
     from agora.warehouse import build as _build
+    from agora.warehouse import dbt_target
 
-    return _as_dict(_build(cfg, full_refresh=full_refresh))
+    target = dbt_target(cfg=cfg)
+    with _warehouse_environ(cfg, target):
+        return _as_dict(_build(cfg, full_refresh=full_refresh, target=target))
+
+
+@contextmanager
+def _warehouse_environ(cfg: AgoraConfig, target: str) -> Iterator[None]:
+    """Expose agora.yml's PostgreSQL warehouse as AGORA_PG_* for the duration of a build.
+
+    `agora.warehouse.build` loads the landing zone with `PgSettings.from_env()`, which reads
+    this process's environment; dbt itself gets the same values through `dbt_env`.
+    """
+    if target != "postgres" or cfg.warehouse.kind != "postgres":
+        yield
+        return
+    from agora.warehouse import dbt_env
+
+    wanted = {k: v for k, v in dbt_env(cfg).items() if k.startswith("AGORA_PG_")}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def load_landing(cfg: AgoraConfig) -> dict[str, Any]:
+    """Copy the landing zone into the PostgreSQL warehouse (`landing.events`); nothing on DuckDB.
+
+    The transform DAG runs this before its dbt tasks; the CLI's build does it inside `build`.
+    """
+    from agora.warehouse import dbt_target
+
+    if dbt_target(cfg=cfg) != "postgres":
+        return {"target": "duckdb", "rows": None, "note": "not needed: DuckDB reads landing Parquet in place"}
+    from agora.pg_landing import PgSettings
+    from agora.pg_landing import load_landing as _load
+
+    settings = PgSettings.for_config(cfg)
+    return {"target": "postgres", "rows": _load(cfg.path("landing"), settings), "warehouse": settings.url}
 
 
 def validate_marts(cfg: AgoraConfig) -> dict[str, Any]:
-    from agora.warehouse import manifest_path, warehouse_path
+    """The mart contract on the warehouse dbt built: the DuckDB file, or the PostgreSQL database."""
+    from agora.warehouse import dbt_target, manifest_path, warehouse_path
     from expectations import validate_marts as _validate
 
+    if dbt_target(cfg=cfg) == "postgres":
+        from agora.pg_landing import PgSettings
+
+        return _as_dict(_validate(cfg, manifest_path=manifest_path(), postgres=PgSettings.for_config(cfg)))
     return _as_dict(_validate(cfg, warehouse_path(cfg), manifest_path()))
 
 
@@ -93,34 +145,47 @@ class KpiLine:
     unit: str | None
 
 
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+_KPI_MONTH = "select max(month) from {schema}.community_kpis_monthly where platform = {p} and kpi = 'active_members'"
+_KPI_ROWS = """
+    select k.kpi, k.value, k.group_size, k.is_suppressed, p.value as previous, c.target, c.unit
+    from {schema}.community_kpis_monthly as k
+    left join {schema}.community_kpis_monthly as p
+        on p.kpi = k.kpi and p.platform = k.platform and p.month = k.month - interval '1 month'
+    left join {schema}.kpi_catalog as c on c.kpi = k.kpi
+    where k.platform = {p} and k.month = {p}
+"""
+
+
 def kpi_summary(cfg: AgoraConfig, platform: str = "all") -> tuple[date | None, list[KpiLine]]:
-    """Latest month's headline KPIs from the *published* serving database."""
-    import duckdb
+    """Latest month's headline KPIs from the *published* serving database (DuckDB file or PostgreSQL)."""
+    if cfg.serving.kind == "postgres":
+        from agora.publish_pg import connect
 
-    from agora.publish import serving_path
+        con = connect(cfg.serving, application_name="agora-summary")
+        schema, p = '"' + cfg.serving.schema_name + '"', "%s"
+    else:
+        import duckdb
 
-    con = duckdb.connect(str(serving_path(cfg)), read_only=True)
+        from agora.publish import serving_path
+
+        con = duckdb.connect(str(serving_path(cfg)), read_only=True)
+        schema, p = "marts", "?"
     try:
-        month = con.execute(
-            "select max(month) from marts.community_kpis_monthly where platform = ? and kpi = 'active_members'",
-            [platform],
-        ).fetchone()[0]
+        cur = con.cursor()
+        cur.execute(_KPI_MONTH.format(schema=schema, p=p), [platform])
+        month = cur.fetchone()[0]
         if month is None:
             return None, []
-        rows = con.execute(
-            """
-            select k.kpi, k.value, k.group_size, k.is_suppressed, p.value as previous, c.target, c.unit
-            from marts.community_kpis_monthly as k
-            left join marts.community_kpis_monthly as p
-                on p.kpi = k.kpi and p.platform = k.platform and p.month = k.month - interval 1 month
-            left join marts.kpi_catalog as c on c.kpi = k.kpi
-            where k.platform = ? and k.month = ?
-            """,
-            [platform, month],
-        ).fetchall()
+        cur.execute(_KPI_ROWS.format(schema=schema, p=p), [platform, month])
+        rows = cur.fetchall()
     finally:
         con.close()
-    by_kpi = {r[0]: KpiLine(*r) for r in rows}
+    # PostgreSQL returns numerics as Decimal; the summary prints floats either way.
+    by_kpi = {r[0]: KpiLine(r[0], _num(r[1]), r[2], r[3], _num(r[4]), _num(r[5]), r[6]) for r in rows}
     ordered = [by_kpi[k] for k in SUMMARY_KPIS if k in by_kpi]
     ordered += [v for k, v in sorted(by_kpi.items()) if k not in SUMMARY_KPIS]
     return month, ordered

@@ -697,6 +697,89 @@ def _rows_mentioning(path: str, pseudonyms: set[str]) -> int:
     return total
 
 
+_PG_STAGING_RELATIONS = (
+    "select table_schema, table_name from information_schema.columns "
+    "where table_schema like '%staging%' and column_name in ('actor', 'record_id') "
+    "group by 1, 2 having count(*) = 2"
+)
+
+
+def _pg_staging_counts(conn: Any, pseudonyms: set[str]) -> Counter:
+    """`_staging_counts` on the PostgreSQL warehouse (dbt target postgres)."""
+    counts: Counter = Counter()
+    if not pseudonyms:
+        return counts
+    with conn.cursor() as cur:
+        cur.execute(_PG_STAGING_RELATIONS)
+        for schema, table in cur.fetchall():
+            cur.execute(
+                f'select actor, count(*) from "{schema}"."{table}" '  # noqa: S608 - identifiers from the catalog
+                f"where actor in ({_hex_list(pseudonyms)}) group by actor"
+            )
+            for actor, n in cur.fetchall():
+                counts[actor] += n
+    return counts
+
+
+def _pg_rows_mentioning(conn: Any, pseudonyms: set[str], schema: str | None = None) -> int:
+    """`_rows_mentioning` on PostgreSQL: stored tables of every user schema (or of `schema` only).
+
+    Text, varchar and their arrays are searched; landing.events (the warehouse's copy of the
+    landing zone) is one of them.
+    """
+    if not pseudonyms:
+        return 0
+    pattern = "|".join(sorted(pseudonyms))
+    _hex_list(pseudonyms)
+    total = 0
+    with conn.cursor() as cur:
+        cur.execute(
+            "select c.table_schema, c.table_name, c.column_name from information_schema.columns as c "
+            "inner join information_schema.tables as t on t.table_schema = c.table_schema "
+            "and t.table_name = c.table_name "
+            "where t.table_type = 'BASE TABLE' "
+            "and c.table_schema not in ('pg_catalog', 'information_schema') and c.table_schema not like 'pg_toast%%' "
+            "and (%s is null or c.table_schema = %s) "
+            "and c.udt_name in ('text', 'varchar', 'bpchar', '_text', '_varchar') order by 1, 2",
+            [schema, schema],
+        )
+        by_table: dict[tuple[str, str], list[str]] = {}
+        for sch, table, column in cur.fetchall():
+            by_table.setdefault((sch, table), []).append(column)
+        for (sch, table), columns in by_table.items():
+            cond = " or ".join(f"cast(\"{c}\" as text) ~ '{pattern}'" for c in columns)
+            cur.execute(f'select count(*) from "{sch}"."{table}" where {cond}')  # noqa: S608
+            total += cur.fetchone()[0]
+    return total
+
+
+@contextlib.contextmanager
+def _pg_warehouse(cfg: AgoraConfig) -> Iterator[Any]:
+    from agora.pg_landing import PgSettings
+
+    conn = PgSettings.for_config(cfg).connect()
+    try:
+        conn.set_session(readonly=True, autocommit=True)
+        yield conn
+    finally:
+        conn.close()
+
+
+def _serving_rows_mentioning(cfg: AgoraConfig, pseudonyms: set[str]) -> int:
+    """Rows of the published serving database holding one of the pseudonyms (DuckDB file or PostgreSQL schema)."""
+    if cfg.serving.kind == "postgres":
+        from agora.publish_pg import connect
+
+        conn = connect(cfg.serving, application_name="agora-privacy")
+        try:
+            conn.set_session(readonly=True, autocommit=True)
+            return _pg_rows_mentioning(conn, pseudonyms, cfg.serving.schema_name)
+        finally:
+            conn.close()
+    serving = _serving_path(cfg)
+    return _rows_mentioning(serving, pseudonyms) if serving else 0
+
+
 def _remove_warehouse_file(path: str) -> None:
     """DuckDB keeps dropped rows in the file's free blocks: an erasure rebuilds into a new file."""
     for p in (path, f"{path}.wal"):
@@ -725,7 +808,7 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
     """
     from agora import pipeline
     from agora.landing import landing_files
-    from agora.warehouse import warehouse_path
+    from agora.warehouse import dbt_target, warehouse_path
 
     started = time.monotonic()
     journal = _load_journal(cfg)
@@ -734,10 +817,23 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
         return result
     erasures = [e for e in journal["entries"] if e["event"] == "request"]
     erased = {p for e in erasures for p in e["pseudonyms"]}
+    on_postgres = dbt_target(cfg=cfg) == "postgres"
     wh = warehouse_path(cfg)
 
+    def staging_counts() -> Counter:
+        if on_postgres:
+            with _pg_warehouse(cfg) as conn:
+                return _pg_staging_counts(conn, erased)
+        return _staging_counts(wh, erased)
+
+    def warehouse_rows() -> int:
+        if on_postgres:
+            with _pg_warehouse(cfg) as conn:
+                return _pg_rows_mentioning(conn, erased)
+        return _rows_mentioning(wh, erased)
+
     if erased:
-        counts = _staging_counts(wh, erased)
+        counts = staging_counts()
         for e in erasures:
             e["progress"].setdefault("warehouse_before", sum(counts[p] for p in e["pseudonyms"]))
         _save_journal(cfg, journal)
@@ -756,7 +852,10 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
             )
         _save_journal(cfg, journal)
 
-    _remove_warehouse_file(wh)
+    if not on_postgres:
+        _remove_warehouse_file(wh)
+    # On PostgreSQL the full refresh below replaces every table (landing.events included):
+    # dropped tables' files are unlinked at commit; WAL and backups age out (docs/privacy.md).
     if landing_files(cfg.path("landing")):
         try:
             pipeline.validate_landing(cfg)
@@ -768,23 +867,26 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
         result.rebuilt = True
     else:
         # Nothing left to build from: the warehouse is gone and serving keeps its aggregates.
-        log.warning("privacy: no landing data left; warehouse removed, serving left as last published")
+        # (A PostgreSQL warehouse is not dropped: the check below fails if it still holds them.)
+        log.warning(
+            "privacy: no landing data left; %s, serving left as last published",
+            "PostgreSQL warehouse left as is" if on_postgres else "warehouse removed",
+        )
 
     after: Counter = Counter()
     if erased:
         left = {
             "landing": sum(scrub_files(cfg.path("landing"), erased, dry_run=True)[0].values()),
             "quarantine": sum(scrub_files(cfg.path("quarantine"), erased, dry_run=True)[0].values()),
-            "warehouse": _rows_mentioning(wh, erased),
+            "warehouse": warehouse_rows(),
+            "serving": _serving_rows_mentioning(cfg, erased),
         }
-        serving = _serving_path(cfg)
-        left["serving"] = _rows_mentioning(serving, erased) if serving else 0
         if any(left.values()):
             raise PrivacyError(
                 "erased pseudonyms still found after the rebuild: "
                 + ", ".join(f"{k} {v} rows" for k, v in left.items() if v)
             )
-        after = _staging_counts(wh, erased)
+        after = staging_counts()
 
     now = now or _now()
     entries = []

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agora.config import AgoraConfig
+from agora.config import AgoraConfig, ConfigError
 
 log = logging.getLogger("agora.publish")
 
@@ -129,6 +129,14 @@ def publish(cfg: AgoraConfig) -> PublishResult:
         from agora.publish_pg import publish_postgres
 
         return publish_postgres(cfg)
+    from agora.warehouse import dbt_target
+
+    if dbt_target(cfg=cfg) == "postgres":
+        # agora.yml refuses this pair; AGORA_DBT_TARGET=postgres can still ask for it.
+        raise ConfigError(
+            "serving.kind: a PostgreSQL warehouse publishes to PostgreSQL serving only "
+            "(set serving: {kind: postgres, ...})"
+        )
     started = time.monotonic()
     directory = _local_dir(cfg)
     source = os.path.join(directory, WAREHOUSE_FILE)

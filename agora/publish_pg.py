@@ -9,7 +9,8 @@ new ones; a failure anywhere before the commit leaves the previous schema publis
 
 Only base tables of the warehouse's ``marts`` schema are copied (what the mart contract
 checked), the same rule as the DuckDB publish. The warehouse is the DuckDB file, or the
-PostgreSQL database of dbt's `postgres` target (``AGORA_DBT_TARGET=postgres``, ``AGORA_PG_*``).
+PostgreSQL database of dbt's `postgres` target (agora.yml ``warehouse: {kind: postgres}``,
+or ``AGORA_DBT_TARGET=postgres`` with ``AGORA_PG_*``; see `agora.warehouse.dbt_target`).
 """
 
 from __future__ import annotations
@@ -179,18 +180,19 @@ def _swap(conn, schema: str, new: str, old: str) -> None:
 
 
 def read_warehouse_marts(cfg: AgoraConfig, warehouse_file: str | None = None) -> Marts:
-    """The marts dbt built: from PostgreSQL (AGORA_PG_*) on target `postgres`, else the DuckDB file."""
+    """The marts dbt built: from the PostgreSQL warehouse on target `postgres`, else the DuckDB file."""
     from agora.warehouse import dbt_target, warehouse_path
 
-    if warehouse_file is None and dbt_target() == "postgres":
+    if warehouse_file is None and dbt_target(cfg=cfg) == "postgres":
         import psycopg2
 
         from agora.pg_landing import PgSettings
 
+        settings = PgSettings.for_config(cfg)
         try:
-            conn = PgSettings.from_env().connect()
+            conn = settings.connect()
         except psycopg2.OperationalError as e:
-            raise PublishError(f"publish: cannot connect to the PostgreSQL warehouse ({e})") from e
+            raise PublishError(f"publish: cannot connect to the PostgreSQL warehouse {settings.url} ({e})") from e
         try:
             return _read_marts_postgres(conn)
         finally:

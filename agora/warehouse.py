@@ -55,12 +55,16 @@ class BuildResult:
 TARGETS = ("duckdb", "postgres")
 
 
-def dbt_target(target: str | None = None) -> str:
-    """The dbt target to build: `target`, else env AGORA_DBT_TARGET, else duckdb (the default).
+def dbt_target(target: str | None = None, cfg: AgoraConfig | None = None) -> str:
+    """The dbt target to build, first found of: `target`, env AGORA_DBT_TARGET, agora.yml's
+    `warehouse.kind`, duckdb.
 
-    On `postgres` the profile reads AGORA_PG_HOST/PORT/USER/PASSWORD/DBNAME.
+    The environment wins over the file so that one deployment (compose, a test) can switch
+    the engine without editing agora.yml. On `postgres` the profile reads AGORA_PG_*:
+    from agora.yml's `warehouse` block when it is postgres (`dbt_env`), else the environment.
     """
-    chosen = target or os.environ.get("AGORA_DBT_TARGET") or "duckdb"
+    chosen = target or os.environ.get("AGORA_DBT_TARGET") or (cfg.warehouse.kind if cfg is not None else None)
+    chosen = chosen or "duckdb"
     if chosen not in TARGETS:
         raise ConfigError(f"dbt target {chosen!r}: expected one of {', '.join(TARGETS)}")
     return chosen
@@ -76,22 +80,40 @@ def known_kpis() -> list[str]:
         return [row["kpi"] for row in csv.DictReader(f)]
 
 
-def dbt_env(cfg: AgoraConfig) -> dict[str, str]:
-    """The environment variables the dbt project reads (see dbt_project.yml).
+def dbt_env(cfg: AgoraConfig, *, with_password: bool = True) -> dict[str, str]:
+    """The environment variables the dbt project reads (see dbt_project.yml and profiles.yml).
 
-    Cosmos gets the same dict (`ProfileConfig`/`operator_args={"env": ...}`), so a DAG
-    and the CLI build identical warehouses from one agora.yml.
+    Cosmos gets the same dict (`operator_args={"env": ...}`), so a DAG and the CLI build
+    identical warehouses from one agora.yml. With a postgres `warehouse` block the AGORA_PG_*
+    connection comes from it; `with_password=False` leaves out the password itself (only
+    AGORA_PG_PASSWORD_ENV, its variable's name), for values that get stored or shown.
     """
     unknown = sorted(set(cfg.kpis.targets) - set(known_kpis()))
     if unknown:
         raise ConfigError(f"kpis.targets: unknown KPI {unknown[0]!r} (known: {', '.join(known_kpis())})")
-    return {
+    env = {
+        "AGORA_DBT_TARGET": dbt_target(cfg=cfg),
         "AGORA_WAREHOUSE_PATH": warehouse_path(cfg),
         "AGORA_LANDING_ROOT": cfg.path("landing").rstrip("/"),
         "AGORA_K_MIN": str(cfg.privacy.k_min),
         "AGORA_KPI_TARGETS": json.dumps(cfg.kpis.targets, sort_keys=True),
         "AGORA_COMMUNITY": cfg.community,
     }
+    wh = cfg.warehouse
+    if wh.kind == "postgres":
+        env.update(
+            AGORA_PG_HOST=wh.host,
+            AGORA_PG_PORT=str(wh.port),
+            AGORA_PG_USER=wh.user,
+            AGORA_PG_DBNAME=wh.database,
+            AGORA_PG_SSLMODE=wh.sslmode,
+            # The *name* travels (DAG XCom, rendered task fields); the value is read where
+            # dbt runs, from that process's environment.
+            AGORA_PG_PASSWORD_ENV=wh.password_env,
+        )
+        if with_password:
+            env["AGORA_PG_PASSWORD"] = wh.password()
+    return env
 
 
 def _dbt_executable() -> str:

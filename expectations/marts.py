@@ -1,7 +1,8 @@
 """Mart contract: nothing is published that could identify a person.
 
-Runs over every table (and view) in schema ``marts`` of the DuckDB warehouse, opened
-read-only. Each mart must declare its disclosure rule in dbt (``config.meta.disclosure``,
+Runs over every table (and view) in schema ``marts`` of the warehouse dbt built: the
+DuckDB file (opened read-only) or, on dbt target ``postgres``, the PostgreSQL database
+(`PgSettings`). The checks are the same SQL on both engines but for one regex operator. Each mart must declare its disclosure rule in dbt (``config.meta.disclosure``,
 read from ``target/manifest.json``; see the mart interface):
 
 - ``{group_size, suppressed, values}``: every row says how many accounts its values
@@ -23,12 +24,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from agora.config import AgoraConfig
 from expectations.result import ContractError, ContractFailed, ContractResult, Failure
+
+if TYPE_CHECKING:
+    from agora.pg_landing import PgSettings
 
 log = logging.getLogger("agora.contracts.marts")
 
@@ -52,6 +54,10 @@ IDENTIFYING_COLUMN_RE = (
 COLUMNS_QUERY = f"select table_name, column_name from information_schema.columns where table_schema = '{MARTS_SCHEMA}'"  # noqa: S608
 IDENTIFYING_CHECK = (
     f"select table_name, column_name from {{batch}} where regexp_matches(lower(column_name), '{IDENTIFYING_COLUMN_RE}')"  # noqa: S608
+)
+# PostgreSQL's regexp_matches returns matches, not a boolean: its operator is `~`.
+IDENTIFYING_CHECK_PG = (
+    f"select table_name, column_name from {{batch}} where lower(column_name) ~ '{IDENTIFYING_COLUMN_RE}'"  # noqa: S608
 )
 
 
@@ -124,41 +130,89 @@ def _row_checks(d: Disclosure, k_min: int) -> list[tuple[str, str, str]]:
     ]
 
 
-def _warehouse_tables(path: str) -> tuple[dict[str, list[str]], dict[str, int]]:
-    con = duckdb.connect(path, read_only=True)
+def _is_pg(where: Any) -> bool:
+    return not isinstance(where, str)
+
+
+def _fetch(where: str | PgSettings, queries: list[str]) -> list[list[tuple]]:
+    """Run read-only queries on the warehouse; one connection, closed before GX opens its own."""
+    if _is_pg(where):
+        import psycopg2
+
+        try:
+            con = where.connect()
+        except psycopg2.OperationalError as e:
+            raise ContractError(f"marts: cannot connect to the PostgreSQL warehouse {where.url} ({e})") from e
+        try:
+            con.set_session(readonly=True)
+            with con.cursor() as cur:
+                out = []
+                for q in queries:
+                    cur.execute(q)
+                    out.append(cur.fetchall())
+                return out
+        finally:
+            con.close()
+    import duckdb
+
+    con = duckdb.connect(where, read_only=True)
     try:
-        columns: dict[str, list[str]] = {}
-        for table, column in con.execute(COLUMNS_QUERY + " order by table_name, ordinal_position").fetchall():
-            columns.setdefault(table, []).append(column)
-        rows = {
-            t: con.execute(f"select count(*) from {MARTS_SCHEMA}.{_ident(t)}").fetchone()[0]  # noqa: S608
-            for t in columns
-        }
+        return [con.execute(q).fetchall() for q in queries]
     finally:
         con.close()
+
+
+def _identifying_check(where: str | PgSettings) -> str:
+    return IDENTIFYING_CHECK_PG if _is_pg(where) else IDENTIFYING_CHECK
+
+
+def _warehouse_tables(where: str | PgSettings) -> tuple[dict[str, list[str]], dict[str, int]]:
+    (found,) = _fetch(where, [COLUMNS_QUERY + " order by table_name, ordinal_position"])
+    columns: dict[str, list[str]] = {}
+    for table, column in found:
+        columns.setdefault(table, []).append(column)
+    counts = _fetch(where, [f"select count(*) from {MARTS_SCHEMA}.{_ident(t)}" for t in columns])  # noqa: S608
+    rows = {t: c[0][0] for t, c in zip(columns, counts, strict=True)}
     return columns, rows
 
 
-def _identifying_columns(path: str) -> dict[str, list[str]]:
-    con = duckdb.connect(path, read_only=True)
-    try:
-        found = con.execute(IDENTIFYING_CHECK.replace("{batch}", f"({COLUMNS_QUERY})")).fetchall()
-    finally:
-        con.close()
+def _identifying_columns(where: str | PgSettings) -> dict[str, list[str]]:
+    (found,) = _fetch(where, [_identifying_check(where).replace("{batch}", f"({COLUMNS_QUERY}) as c")])
     out: dict[str, list[str]] = {}
     for table, column in found:
         out.setdefault(table, []).append(column)
     return out
 
 
-def _validate(context: Any, path: str, suites: list[tuple[str, list[tuple[str, str, str]]]]) -> dict[tuple, int]:
+def _add_datasource(context: Any, where: str | PgSettings) -> Any:
+    if not _is_pg(where):
+        from expectations.gx_duckdb import add_duckdb_datasource
+
+        return add_duckdb_datasource(context, "marts_contract", where, read_only=True)
+    from urllib.parse import quote
+
+    # The password goes to psycopg2 directly, never into the connection string GX keeps.
+    url = (
+        f"postgresql+psycopg2://{quote(where.user, safe='')}@{where.host}:{where.port}/"
+        f"{quote(where.dbname, safe='')}?sslmode={where.sslmode}"
+    )
+    return context.data_sources.add_postgres(
+        name="marts_contract",
+        connection_string=url,
+        kwargs={"connect_args": {"password": where.password, "options": "-c default_transaction_read_only=on"}},
+    )
+
+
+def _validate(
+    context: Any, where: str | PgSettings, suites: list[tuple[str, list[tuple[str, str, str]]]]
+) -> dict[tuple, int]:
     """Run GX; return {(asset, check name): offending rows} for failed checks."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    from expectations.gx_duckdb import add_duckdb_datasource, close_datasource, gx_braces
+    from expectations.gx_duckdb import close_datasource, gx_braces
 
-    datasource = add_duckdb_datasource(context, "marts_contract", path, read_only=True)
+    datasource = _add_datasource(context, where)
     failed: dict[tuple, int] = {}
     try:
         for asset_name, checks in suites:
@@ -190,28 +244,43 @@ def _validate(context: Any, path: str, suites: list[tuple[str, list[tuple[str, s
 
 
 def validate_marts(
-    cfg: AgoraConfig, warehouse_path: str | Path | None = None, manifest_path: str | Path | None = None
+    cfg: AgoraConfig,
+    warehouse_path: str | Path | None = None,
+    manifest_path: str | Path | None = None,
+    *,
+    postgres: PgSettings | None = None,
 ) -> ContractResult:
-    """Run the mart contract on `<warehouse>/agora.duckdb`; raise ContractFailed on any failure."""
+    """Run the mart contract; raise ContractFailed on any failure.
+
+    On `<warehouse>/agora.duckdb` (or `warehouse_path`), or with `postgres` on that
+    PostgreSQL warehouse (dbt target `postgres`).
+    """
     from expectations.gx_duckdb import ephemeral_context
 
     started = time.monotonic()
-    path = str(warehouse_path or os.path.join(cfg.path("warehouse"), "agora.duckdb"))
     manifest = Path(manifest_path or DEFAULT_MANIFEST)
-    if not os.path.exists(path):
-        raise ContractError(f"marts: warehouse {path} does not exist (run the build first)")
+    if postgres is not None:
+        path: str | PgSettings = postgres
+        label = postgres.url
+    else:
+        path = label = str(warehouse_path or os.path.join(cfg.path("warehouse"), "agora.duckdb"))
+        if not os.path.exists(path):
+            raise ContractError(f"marts: warehouse {path} does not exist (run the build first)")
     if not manifest.exists():
         raise ContractError(f"marts: dbt manifest {manifest} does not exist (run dbt parse/build first)")
     k_min = cfg.privacy.k_min
     result = ContractResult(suite="marts")
     columns, rows = _warehouse_tables(path)
     if not columns:
-        raise ContractError(f"marts: no tables in schema {MARTS_SCHEMA} of {path}")
+        raise ContractError(f"marts: no tables in schema {MARTS_SCHEMA} of {label}")
     result.rows_checked = sum(rows.values())
     declared = read_disclosures(manifest)
 
     suites: list[tuple[str, list[tuple[str, str, str]]]] = [
-        ("mart_columns", [("no_identifying_columns", "no column name could identify an account", IDENTIFYING_CHECK)])
+        (
+            "mart_columns",
+            [("no_identifying_columns", "no column name could identify an account", _identifying_check(path))],
+        )
     ]
     for table in sorted(columns):
         disclosure = declared.get(table)

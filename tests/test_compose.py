@@ -154,16 +154,34 @@ def test_environment_matches_what_the_code_reads(services):
     for kind in ("landing", "state", "quarantine", "warehouse"):
         assert cfg.path(kind).startswith("/opt/agora/data/"), "data must live on the agora-data volume"
     assert any(v.endswith(":/opt/agora/data") for v in services["airflow-worker"]["volumes"])
-    # dbt's profile: every env_var it reads without a default is set; the postgres target's are all set.
+    # The production profile: dbt builds on PostgreSQL because agora.yml says so; no
+    # AGORA_DBT_TARGET in the environment overrides it.
+    assert cfg.warehouse.kind == "postgres" and cfg.warehouse.host == "postgres"
+    assert "AGORA_DBT_TARGET" not in env
+    assert cfg.warehouse.password_env in env and "${" in env[cfg.warehouse.password_env]
+    # dbt's profile: every AGORA_PG_* / AGORA_DBT_TARGET it reads comes from agora.yml via
+    # dbt_env (the password by its variable's name, resolved on the worker by the DAG).
+    from agora.warehouse import dbt_env
+
+    settings = dbt_env(cfg, with_password=False)
+    assert settings["AGORA_DBT_TARGET"] == "postgres"
+    assert settings["AGORA_PG_PASSWORD_ENV"] == cfg.warehouse.password_env
     profile = (ROOT / "dbt_project" / "profiles.yml").read_text()
-    for name in set(re.findall(r"env_var\('(AGORA_PG_\w+|AGORA_DBT_TARGET)'", profile)):
-        assert name in env, f"dbt profile reads {name}, the workers do not set it"
+    for name in set(re.findall(r"env_var\('(AGORA_PG_\w+|AGORA_DBT_TARGET)'", profile)) - {"AGORA_PG_PASSWORD"}:
+        assert name in settings, f"dbt profile reads {name}, dbt_env does not set it"
+    from dags.agora_transform import DBT_ENV_KEYS
+
+    assert set(settings) <= set(DBT_ENV_KEYS), "every dbt setting reaches the Cosmos tasks"
     init = _env(services["airflow-init"])
     assert {"AGORA_PG_ADMIN_DSN", "AGORA_READER_PASSWORD"} <= set(init)  # python -m agora.publish_pg provision
-    # The warehouse role and database the postgres init script creates are the ones dbt uses.
+    # The warehouse role and database the postgres init script creates are the ones dbt uses,
+    # with the password the workers get.
     pg_init = (ROOT / "deploy" / "postgres" / "init.sh").read_text()
-    assert f"create role {env['AGORA_PG_USER']} " in pg_init
-    assert f"create database {env['AGORA_PG_DBNAME']} owner {env['AGORA_PG_USER']}" in pg_init
+    pg_env = _env(services["postgres"])
+    assert f"create role {cfg.warehouse.user} login password :'warehouse_pw'" in pg_init
+    assert f'warehouse_pw="${cfg.warehouse.password_env}"' in pg_init
+    assert pg_env[cfg.warehouse.password_env] == env[cfg.warehouse.password_env]
+    assert f"create database {cfg.warehouse.database} owner {cfg.warehouse.user}" in pg_init
     assert (
         "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] and "create database airflow" in pg_init
     )

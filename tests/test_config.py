@@ -82,3 +82,79 @@ def test_cli_unknown_source_exits_2(tmp_path):
     res = _cli(["extract", "--config", str(path), "--source", "nope"], tmp_path)
     assert res.returncode == 2
     assert "no source named 'nope'" in res.stderr
+
+
+PG_WAREHOUSE = {
+    "kind": "postgres",
+    "host": "db.internal",
+    "port": 6543,
+    "database": "wh",
+    "user": "dbt",
+    "password_env": "WH_SECRET",
+    "sslmode": "require",
+}
+PG_SERVING = {"kind": "postgres", "host": "db.internal"}
+
+
+def test_warehouse_defaults_to_duckdb_and_postgres_shares_the_connection_fields(tmp_path):
+    assert load_config(write_config(tmp_path, [GOOD_SOURCE])).warehouse.kind == "duckdb"
+    cfg = load_config(write_config(tmp_path, [GOOD_SOURCE], warehouse=PG_WAREHOUSE, serving=PG_SERVING))
+    wh = cfg.warehouse
+    assert (wh.host, wh.port, wh.database, wh.user, wh.sslmode) == ("db.internal", 6543, "wh", "dbt", "require")
+    defaults = load_config(write_config(tmp_path, [GOOD_SOURCE], warehouse={"kind": "postgres"}, serving=PG_SERVING))
+    assert (defaults.warehouse.database, defaults.warehouse.password_env) == ("warehouse", "AGORA_PG_PASSWORD")
+    assert defaults.serving.password_env == "AGORA_SERVING_PASSWORD"  # serving keeps its own defaults
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"warehouse": {**PG_WAREHOUSE, "port": 0}, "serving": PG_SERVING}, "warehouse.port:"),
+        ({"warehouse": {**PG_WAREHOUSE, "schema": "x"}, "serving": PG_SERVING}, "warehouse.schema: unknown key"),
+        ({"warehouse": {"kind": "snowflake"}}, "warehouse:"),
+        ({"warehouse": PG_WAREHOUSE}, "serving.kind: a PostgreSQL warehouse publishes to PostgreSQL serving only"),
+    ],
+)
+def test_invalid_warehouse_names_the_key(tmp_path, extra, expected):
+    with pytest.raises(ConfigError) as exc:
+        load_config(write_config(tmp_path, [GOOD_SOURCE], **extra))
+    assert expected in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_dbt_target_precedence_argument_env_config_default(tmp_path, monkeypatch):
+    from agora.warehouse import dbt_target
+
+    monkeypatch.delenv("AGORA_DBT_TARGET", raising=False)
+    duck = load_config(write_config(tmp_path, [GOOD_SOURCE]))
+    pg = load_config(write_config(tmp_path, [GOOD_SOURCE], warehouse=PG_WAREHOUSE, serving=PG_SERVING))
+    assert dbt_target(cfg=duck) == "duckdb"
+    assert dbt_target(cfg=pg) == "postgres"
+    monkeypatch.setenv("AGORA_DBT_TARGET", "duckdb")  # the deployment overrides the file
+    assert dbt_target(cfg=pg) == "duckdb"
+    assert dbt_target("postgres", cfg=duck) == "postgres"  # an explicit argument overrides both
+
+
+def test_dbt_env_carries_the_postgres_warehouse_and_its_password_only_when_asked(tmp_path, monkeypatch):
+    from agora.warehouse import dbt_env
+
+    monkeypatch.delenv("AGORA_DBT_TARGET", raising=False)
+    cfg = load_config(write_config(tmp_path, [GOOD_SOURCE], warehouse=PG_WAREHOUSE, serving=PG_SERVING))
+    monkeypatch.delenv("WH_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="^warehouse.password_env: environment variable WH_SECRET is unset$"):
+        dbt_env(cfg)
+    public = dbt_env(cfg, with_password=False)
+    assert public["AGORA_DBT_TARGET"] == "postgres"
+    assert {k: public[k] for k in public if k.startswith("AGORA_PG_")} == {
+        "AGORA_PG_HOST": "db.internal",
+        "AGORA_PG_PORT": "6543",
+        "AGORA_PG_USER": "dbt",
+        "AGORA_PG_DBNAME": "wh",
+        "AGORA_PG_SSLMODE": "require",
+        "AGORA_PG_PASSWORD_ENV": "WH_SECRET",
+    }
+    monkeypatch.setenv("WH_SECRET", "s3cret-value")
+    assert dbt_env(cfg)["AGORA_PG_PASSWORD"] == "s3cret-value"
+    assert "s3cret-value" not in repr(cfg) + str(public)
+    duck = dbt_env(load_config(write_config(tmp_path, [GOOD_SOURCE])))
+    assert duck["AGORA_DBT_TARGET"] == "duckdb" and not any(k.startswith("AGORA_PG_") for k in duck)

@@ -14,5 +14,5 @@ create database airflow owner airflow;
 create role superset login password :'superset_pw';
 create database superset owner superset;
 create role agora login password :'warehouse_pw';
-create database agora_warehouse owner agora;
+create database warehouse owner agora;
 SQL
