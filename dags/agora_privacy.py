@@ -2,10 +2,11 @@
 
 Daily. `apply_requests` reads the requests file (`privacy.requests` in agora.yml; none
 configured = nothing to apply), adds every new request's pseudonyms to the tombstone
-list the connectors check, and journals erasures; `purge_retention` deletes landing and quarantine partitions older than
-`privacy.retention_days` before the run's data interval end (never the wall clock).
-If either left work in the journal, `rebuild_and_publish` erases the rows from every
-landing and quarantine file, rebuilds the warehouse into a fresh file, runs the mart
+list the connectors check, and journals erasures; `purge_retention` deletes landing and
+quarantine partitions older than `privacy.retention_days` before the run's data interval
+end (never the wall clock). If either left work in the journal, `rebuild_and_publish`
+erases the rows from every landing and quarantine file, rebuilds the configured warehouse
+(DuckDB: into a fresh file; PostgreSQL: landing reloaded, full refresh), runs the mart
 contract, republishes serving, checks that no erased pseudonym remains anywhere, and
 writes the audit log. Otherwise it is skipped and serving is not touched.
 

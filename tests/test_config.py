@@ -158,3 +158,17 @@ def test_dbt_env_carries_the_postgres_warehouse_and_its_password_only_when_asked
     assert "s3cret-value" not in repr(cfg) + str(public)
     duck = dbt_env(load_config(write_config(tmp_path, [GOOD_SOURCE])))
     assert duck["AGORA_DBT_TARGET"] == "duckdb" and not any(k.startswith("AGORA_PG_") for k in duck)
+
+
+def test_example_production_profile_is_valid_once_uncommented():
+    import re
+
+    import yaml
+
+    from agora.config import AgoraConfig
+
+    text = (ROOT / "agora.example.yml").read_text()
+    uncommented = re.sub(r"^# (warehouse:|serving:|  )", r"\1", text, flags=re.M)
+    cfg = AgoraConfig(**yaml.safe_load(uncommented))
+    assert (cfg.warehouse.kind, cfg.serving.kind) == ("postgres", "postgres")
+    assert cfg.warehouse.password_env != cfg.serving.password_env
