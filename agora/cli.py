@@ -95,6 +95,9 @@ def extract(
 @app.command()
 def validate(
     what: str = typer.Argument("landing", help="landing or marts"),
+    full: bool = typer.Option(
+        False, "--full", help="Landing: check every file, not only those new or changed since the last pass."
+    ),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Run the Great Expectations contract on the landing zone or the marts."""
@@ -105,7 +108,12 @@ def validate(
         err.print("error: validate takes 'landing' or 'marts'")
         raise typer.Exit(2)
     try:
-        res = pipeline.validate_landing(cfg) if what == "landing" else pipeline.validate_marts(cfg)
+        if what == "landing" and full:
+            from expectations import validate_landing
+
+            res = validate_landing(cfg, full=True).as_dict()
+        else:
+            res = pipeline.validate_landing(cfg) if what == "landing" else pipeline.validate_marts(cfg)
     except Exception as e:  # noqa: BLE001
         raise _fail(f"{what} contract", e) from None
     console.print(f"[green]{what} contract passed[/] {json.dumps(res, default=str)}")

@@ -86,6 +86,26 @@ def landing_files(landing_root: str, source: str | None = None) -> list[str]:
     return sorted(fs.glob(pattern))
 
 
+# What a filesystem reports that changes when a file is rewritten. Every write here is
+# a new file renamed into place, so a local rewrite always gets a new inode and mtime;
+# object stores give a new ETag / generation / checksum.
+_FINGERPRINT_KEYS = ("size", "mtime", "ino", "ETag", "etag", "LastModified", "generation", "md5Hash", "crc32c")
+
+
+def landing_file_fingerprints(landing_root: str) -> dict[str, str]:
+    """Every landing file (fsspec path) with a fingerprint of its version, from one listing.
+
+    Lets the landing contract skip files it already validated: a rerun, an erasure
+    rewrite or a hand edit changes the fingerprint, so the file is checked again.
+    """
+    fs, path = _fs(landing_root)
+    found = fs.glob(posixpath.join(path, "*", "dt=*", "*.parquet"), detail=True)
+    return {
+        p: "|".join(f"{k}={info[k]}" for k in _FINGERPRINT_KEYS if info.get(k) is not None)
+        for p, info in sorted(found.items())
+    }
+
+
 def write_quarantine(
     rejects: Iterable[tuple[str, str | None, Any]], quarantine_root: str, source: str, run_id: str, day: str
 ) -> str | None:

@@ -1,5 +1,15 @@
 """Landing contract: what connectors wrote must match the envelope before dbt reads it.
 
+Only files that are new or changed since the last passing run are checked. A ledger in
+the state directory (``<state>/landing-contract.json``) maps each validated file to the
+fingerprint its filesystem reports (size, mtime and inode locally; ETag or generation on
+object stores). Every writer here replaces a file by renaming a new one into place (a
+rerun of a window, an erasure rewrite), so a replaced file gets a new fingerprint and is
+checked again. The ledger is written atomically after a pass; after a failure only the
+quarantined files are taken out (a file moved back is then checked again). So the
+contract's cost follows the new data, not the history. ``full=True`` (``agora validate
+--full``) ignores the ledger and checks everything.
+
 Two suites run in a throwaway DuckDB database (nothing is written to the warehouse):
 
 1. ``landing_file_columns`` — one row per (file, column), read from Parquet footers. A
@@ -7,15 +17,23 @@ Two suites run in a throwaway DuckDB database (nothing is written to the warehou
    when every row of the file comes from a team platform. Files failing this are left
    out of step 2, so one malformed file cannot break the checks of the others.
 2. ``landing`` — the remaining files read into one table (``read_parquet`` with
-   ``union_by_name``, ``filename`` and hive ``dt``; a table rather than a view because a
-   dozen checks would otherwise each re-open every file): pseudonyms are 64 lowercase hex or null, required fields present,
-   ``occurred_at`` not in the future, known platform and record type, keys unique, and
-   team-written text free of e-mail addresses, phone numbers and @handles.
+   ``union_by_name`` and ``filename``; a table rather than a view because a dozen checks
+   would otherwise each re-open every file): pseudonyms are 64 lowercase hex or null,
+   required fields present, ``occurred_at`` not in the future, known platform and record
+   type, keys unique, and team-written text free of e-mail addresses, phone numbers and
+   @handles.
 
 Uniqueness: ``(source, record_type, record_id)`` must be unique within a file. Across
 files a key may repeat — a rerun of an overlapping window legitimately lands a record
 again — because staging keeps the copy with the latest ``extracted_at``; the contract
-therefore fails only when that latest copy is ambiguous (two files tie on it).
+therefore fails only when that latest copy is ambiguous (two files tie on it). Why
+comparing the new files with the already-validated files of the *same* ``dt``
+partitions is enough: a file's ``dt`` is the UTC day of its records' ``occurred_at``,
+and every copy of a record carries the record's ``occurred_at``, so copies land in the
+same partition. A tie needs equal ``extracted_at``, which one extraction run sets for
+all its rows, and a run's files are all new together, so even a record whose
+``occurred_at`` moved between two days within one run is seen among the new files.
+Old-against-old ties were ruled out when those files passed.
 
 On failure every file holding an offending row is moved to
 ``<quarantine>/<source>/dt=<day>/contract/<file>`` beside ``<file>.reason.json``
@@ -27,6 +45,7 @@ another schema), which they would otherwise overwrite when the names collide.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,7 +65,7 @@ import pyarrow.parquet as pq
 
 from agora.config import PLATFORMS, TEAM_PLATFORMS, AgoraConfig
 from agora.envelope import ENVELOPE_SCHEMA, RECORD_TYPES, TEAM_TEXT_FIELDS
-from agora.landing import landing_files
+from agora.landing import landing_file_fingerprints, read_state, write_state
 from expectations.result import ContractError, ContractFailed, ContractResult, Failure
 
 log = logging.getLogger("agora.contracts.landing")
@@ -72,6 +91,9 @@ HANDLE_RE = r"(^|[^A-Za-z0-9_.@])@[A-Za-z0-9_]{2,}"
 
 TEAM_TEXT = "coalesce(title, '') || ' ' || coalesce(text, '')"
 KEY = "source, record_type, record_id"
+# Keys of already-validated files in the partitions the new files touch.
+VALIDATED_KEYS = "landing_validated_keys"
+LEDGER = "landing-contract"  # <state>/landing-contract.json; not a valid source name
 
 
 @dataclass(frozen=True)
@@ -130,13 +152,16 @@ ROW_CHECKS = (
     Check(
         "key_unique_after_dedup",
         "the latest extracted_at copy of each (source, record_type, record_id) is in one file only",
-        # Only keys landed more than once need the window functions (few, usually none).
-        f"select filename, record_id from (select filename, record_id, "  # noqa: S608
+        # Compared with the validated files of the same dt partitions (see the module doc);
+        # only keys landed more than once need the window functions (few, usually none).
+        f"with keyed as (select filename, {KEY}, extracted_at from {{batch}} "  # noqa: S608
+        f"union all select filename, {KEY}, extracted_at from {VALIDATED_KEYS} semi join {{batch}} using ({KEY})), "
+        f"repeated as (select {KEY} from keyed group by all having count(*) > 1), "
+        f"latest as (select * from keyed semi join repeated using ({KEY}) "
+        f"qualify extracted_at = max(extracted_at) over (partition by {KEY})) "
+        f"select filename, record_id from (select filename, record_id, "
         f"min(filename) over (partition by {KEY}) as first_file, "
-        f"max(filename) over (partition by {KEY}) as last_file "
-        f"from (select * from {{batch}} semi join (select {KEY} from {{batch}} group by all having count(*) > 1) "
-        f"as repeated using ({KEY}) qualify extracted_at = max(extracted_at) over (partition by {KEY})) "
-        f"as latest) as tied where first_file <> last_file",
+        f"max(filename) over (partition by {KEY}) as last_file from latest) as tied where first_file <> last_file",
     ),
     Check(
         "team_text_has_no_email",
@@ -191,40 +216,75 @@ def _type_ok(actual: pa.DataType, expected: pa.DataType) -> bool:
 @dataclass
 class _File:
     url: str  # as DuckDB and fsspec see it
-    rel: str  # <source>/dt=<day>/<name>, for messages
+    rel: str  # <source>/dt=<day>/<name>, for messages and the ledger
     rows: int
     columns: list[tuple[str, str, bool]]  # name, type, type_ok
     team_file: bool
 
 
+def _rel(root_path: str, path: str) -> str:
+    """Path below the landing root (posixpath.relpath costs ~70 us a call: thousands of files)."""
+    prefix = root_path + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else posixpath.relpath(path, root_path)
+
+
+def _day(rel: str) -> str:
+    """The ``dt=`` partition of a landing file (its records' UTC day of occurred_at)."""
+    parts = rel.split("/")
+    return parts[1] if len(parts) >= 3 else ""
+
+
+def _platforms(pf: pq.ParquetFile, index: int) -> set | None:
+    """Platforms of a file from its row-group statistics, when they pin the set down exactly."""
+    found: set = set()
+    for g in range(pf.metadata.num_row_groups):
+        stats = pf.metadata.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max or stats.null_count or stats.min != stats.max:
+            return None
+        found.add(stats.min)
+    return found
+
+
 def _inspect_files(fs: fsspec.AbstractFileSystem, root: str, paths: list[str]) -> list[_File]:
-    """Footers and the platform column only: cheap even for many files."""
+    """Footers only (plus the platform column when its statistics do not tell): cheap even for many files."""
     root_path = fs._strip_protocol(root).rstrip("/")
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    local = "file" in protocols
     out = []
     for p in paths:
-        with fs.open(p, "rb") as f:
+        # Local paths go to pyarrow's own reader: a Python file object costs twice as much.
+        with contextlib.nullcontext(p) if local else fs.open(p, "rb") as f:
             pf = pq.ParquetFile(f)
             schema = pf.schema_arrow
-            platforms: set = set()
+            platforms: set | None = set()
             if "platform" in schema.names:
-                platforms = set(pf.read(columns=["platform"]).column(0).unique().to_pylist())
+                platforms = _platforms(pf, schema.get_field_index("platform"))
+                if platforms is None:
+                    platforms = set(pf.read(columns=["platform"]).column(0).unique().to_pylist())
             rows = pf.metadata.num_rows
         columns = [
             (fld.name, str(fld.type), fld.name in _EXPECTED_TYPES and _type_ok(fld.type, _EXPECTED_TYPES[fld.name]))
             for fld in schema
         ]
-        protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-        url = p if "file" in protocols else fs.unstrip_protocol(p)
         out.append(
             _File(
-                url=url,
-                rel=posixpath.relpath(p, root_path),
+                url=p if local else fs.unstrip_protocol(p),
+                rel=_rel(root_path, p),
                 rows=rows,
                 columns=columns,
                 team_file=bool(platforms) and platforms <= set(TEAM_PLATFORMS),
             )
         )
     return out
+
+
+def _connect(db_path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    # Same memory cap as the dbt profile: spill to disk rather than grow with the history.
+    config: dict[str, Any] = {
+        "memory_limit": os.environ.get("AGORA_DUCKDB_MEMORY_LIMIT", "2GB"),
+        "preserve_insertion_order": False,
+    }
+    return duckdb.connect(db_path, read_only=read_only, config=config)
 
 
 def _prepare_db(db_path: str, files: list[_File]) -> None:
@@ -245,7 +305,7 @@ def _prepare_db(db_path: str, files: list[_File]) -> None:
         ),
     )
     expected = pa.Table.from_pylist([{"column_name": n, "team_only": n in _TEAM_ONLY} for n in _EXPECTED_TYPES])
-    con = duckdb.connect(db_path)
+    con = _connect(db_path)
     try:  # from Arrow, not executemany: row-by-row inserts take seconds per thousand rows
         con.from_arrow(file_columns).create("landing_file_columns")
         con.from_arrow(expected).create("landing_expected_columns")
@@ -253,25 +313,28 @@ def _prepare_db(db_path: str, files: list[_File]) -> None:
         con.close()
 
 
-def _load_landing(db_path: str, urls: list[str]) -> None:
-    """Copy the files into one table: a dozen checks then scan it, not every file a dozen times."""
-    # Same memory cap as the dbt profile: spill to disk rather than grow with the history.
-    con = duckdb.connect(
-        db_path,
-        config={
-            "memory_limit": os.environ.get("AGORA_DUCKDB_MEMORY_LIMIT", "2GB"),
-            "preserve_insertion_order": False,
-        },
-    )
+def _load_landing(db_path: str, files: list[_File], validated: list[str]) -> None:
+    """Copy the files into one table: a dozen checks then scan it, not every file a dozen times.
+
+    `validated` files (already passed, same partitions) contribute only their keys, for
+    the cross-file tie check.
+    """
+    con = _connect(db_path)
     try:
-        src = (
-            f"read_parquet([{', '.join(_quote(u) for u in urls)}], "
-            "filename=true, union_by_name=true, hive_partitioning=true)"
-        )
-        present = {r[0] for r in con.execute(f"describe select * from {src}").fetchall()}  # noqa: S608
+        src = f"read_parquet([{', '.join(_quote(f.url) for f in files)}], filename=true, union_by_name=true)"
         # Team text columns exist only if a team file is present; the text checks need them.
+        present = {n for f in files for n, _, _ in f.columns}
         padding = "".join(f", null::varchar as {n}" for n in sorted(_TEAM_ONLY - present))
         con.execute(f"create table landing as select *{padding} from {src}")  # noqa: S608
+        con.execute(
+            f"create table {VALIDATED_KEYS} (filename varchar, source varchar, record_type varchar, "
+            "record_id varchar, extracted_at timestamptz)"
+        )
+        if validated:
+            con.execute(
+                f"insert into {VALIDATED_KEYS} select filename, {KEY}, extracted_at from "  # noqa: S608
+                f"read_parquet([{', '.join(_quote(u) for u in validated)}], filename=true, union_by_name=true)"
+            )
     finally:
         con.close()
 
@@ -319,7 +382,7 @@ def _run_suite(context: Any, db_path: str, table: str, checks: tuple[Check, ...]
 def _locate(db_path: str, check: Check, table: str) -> dict[str, tuple[int, list[str]]]:
     """Offending rows per file, with a few record ids (never actors or text)."""
     rows_sql = check.sql.replace("{batch}", table)
-    con = duckdb.connect(db_path, read_only=True)
+    con = _connect(db_path, read_only=True)
     try:
         found = con.execute(
             f"select filename, count(*), array_slice(list(distinct record_id order by record_id), 1, {SAMPLE_IDS}) "  # noqa: S608
@@ -371,27 +434,80 @@ def _quarantine(
     return target
 
 
-def validate_landing(cfg: AgoraConfig) -> ContractResult:
-    """Run the landing contract; quarantine offending files and raise ContractFailed on failure."""
-    from expectations.gx_duckdb import ephemeral_context
+def validate_landing(cfg: AgoraConfig, *, full: bool = False) -> ContractResult:
+    """Check the landing files new or changed since the last pass (every file with `full`).
 
+    Offending files are quarantined and ContractFailed is raised; see the module doc.
+    """
     started = time.monotonic()
     root = cfg.path("landing")
-    fs, _ = fsspec.core.url_to_fs(root)
-    result = ContractResult(suite="landing")
-    files = _inspect_files(fs, root, landing_files(root))
-    result.rows_checked = sum(f.rows for f in files)
-    if not files:
+    fs, root_path = fsspec.core.url_to_fs(root)
+    root_path = root_path.rstrip("/")
+    listed = {_rel(root_path, p): (p, fp) for p, fp in landing_file_fingerprints(root).items()}
+    ledger: dict[str, str] = read_state(cfg.path("state"), LEDGER).get("files", {})
+    todo = [rel for rel, (_, fp) in listed.items() if full or ledger.get(rel) != fp]
+    result = ContractResult(suite="landing", files_unchanged=len(listed) - len(todo))
+    if not todo:
+        if set(ledger) != set(listed):  # files removed since: forget them
+            _save_ledger(cfg, {rel: fp for rel, (_, fp) in listed.items()})
         result.seconds = time.monotonic() - started
-        log.info("landing contract: no landing files")
+        log.info("%s", result.summary())
         return result
 
+    files = _inspect_files(fs, root, [listed[rel][0] for rel in todo])
+    result.files_checked = len(files)
+    result.rows_checked = sum(f.rows for f in files)
+    days = {_day(f.rel) for f in files}
+    new = set(todo)
+    validated = [_url(fs, p) for rel, (p, _) in listed.items() if rel not in new and _day(rel) in days]
+    result.files_compared = len(validated)
+
     by_url = {f.url: f for f in files}
-    problems: dict[str, list[dict[str, Any]]] = defaultdict(list)  # file url -> its reason.json entries
+    problems = _run_checks(cfg, db_files=files, validated=validated, fs=fs, result=result)
+    for url in sorted(problems):
+        file = by_url.get(url) or _inspect_files(fs, root, [fs._strip_protocol(url)])[0]  # a validated file in a tie
+        result.quarantined.append(_quarantine(fs, cfg.path("quarantine"), file, problems[url]))
+        by_url[url] = file
+    result.seconds = time.monotonic() - started
+    if result.failures:
+        # Nothing new enters the ledger; quarantined files leave it (moved back, they are checked again).
+        gone = {by_url[u].rel for u in problems}
+        kept = {rel: fp for rel, fp in ledger.items() if rel not in gone and listed.get(rel, (None, None))[1] == fp}
+        if kept != ledger:
+            _save_ledger(cfg, kept)
+        log.error("%s", result.summary())
+        raise ContractFailed(result)
+    _save_ledger(cfg, {rel: fp for rel, (_, fp) in listed.items()})
+    log.info("%s", result.summary())
+    return result
+
+
+def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return path if "file" in protocols else fs.unstrip_protocol(path)
+
+
+def _save_ledger(cfg: AgoraConfig, files: dict[str, str]) -> None:
+    write_state(cfg.path("state"), LEDGER, {"files": files})
+
+
+def _run_checks(
+    cfg: AgoraConfig,
+    *,
+    db_files: list[_File],
+    validated: list[str],
+    fs: fsspec.AbstractFileSystem,
+    result: ContractResult,
+) -> dict[str, list[dict[str, Any]]]:
+    """Both suites over the files to check; returns {file url: its reason.json entries}."""
+    from expectations.gx_duckdb import ephemeral_context
+
+    by_url = {f.url: f for f in db_files}
+    problems: dict[str, list[dict[str, Any]]] = defaultdict(list)
     tmp = tempfile.mkdtemp(prefix="agora-landing-contract-")
     db_path = posixpath.join(tmp, "landing.duckdb")
     try:
-        _prepare_db(db_path, files)
+        _prepare_db(db_path, db_files)
         context = ephemeral_context()
 
         failed = _run_suite(context, db_path, "landing_file_columns", (COLUMNS_CHECK,))
@@ -419,9 +535,9 @@ def validate_landing(cfg: AgoraConfig) -> ContractResult:
                     }
                 )
 
-        good = [f.url for f in files if f.url not in bad_schema]
+        good = [f for f in db_files if f.url not in bad_schema]
         if good:
-            _load_landing(db_path, good)
+            _load_landing(db_path, good, validated)
             failed = _run_suite(context, db_path, "landing", ROW_CHECKS)
             result.expectations_evaluated += len(ROW_CHECKS)
             result.expectations_passed += len(ROW_CHECKS) - len(failed)
@@ -430,7 +546,7 @@ def validate_landing(cfg: AgoraConfig) -> ContractResult:
                     continue
                 located = _locate(db_path, check, "landing")
                 result.failures.append(
-                    Failure("landing", check.name, failed[check.name], [by_url[u].rel for u in sorted(located)])
+                    Failure("landing", check.name, failed[check.name], [_rel_of(cfg, u) for u in sorted(located)])
                 )
                 for u, (n, ids) in located.items():
                     problems[u].append(
@@ -443,15 +559,13 @@ def validate_landing(cfg: AgoraConfig) -> ContractResult:
                     )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return problems
 
-    for url in sorted(problems):
-        result.quarantined.append(_quarantine(fs, cfg.path("quarantine"), by_url[url], problems[url]))
-    result.seconds = time.monotonic() - started
-    if result.failures:
-        log.error("%s", result.summary())
-        raise ContractFailed(result)
-    log.info("%s", result.summary())
-    return result
+
+def _rel_of(cfg: AgoraConfig, url: str) -> str:
+    """<source>/dt=<day>/<name> of a landing file URL (checked or only compared)."""
+    fs, root_path = fsspec.core.url_to_fs(cfg.path("landing"))
+    return _rel(root_path.rstrip("/"), fs._strip_protocol(url))
 
 
 def _locate_columns(db_path: str) -> dict[str, list[str]]:

@@ -36,6 +36,11 @@ class ContractResult:
     expectations_evaluated: int = 0
     expectations_passed: int = 0
     rows_checked: int = 0
+    # Landing only: files checked (new or changed), files skipped as already validated,
+    # and validated files read for their keys (same partitions as the checked ones).
+    files_checked: int = 0
+    files_unchanged: int = 0
+    files_compared: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)  # where offending files were moved
@@ -52,6 +57,9 @@ class ContractResult:
             "expectations_evaluated": self.expectations_evaluated,
             "expectations_passed": self.expectations_passed,
             "rows_checked": self.rows_checked,
+            "files_checked": self.files_checked,
+            "files_unchanged": self.files_unchanged,
+            "files_compared": self.files_compared,
             "seconds": round(self.seconds, 3),
             "failures": [f.line() for f in self.failures],
             "quarantined": list(self.quarantined),
@@ -62,6 +70,11 @@ class ContractResult:
             f"{self.suite} contract: {self.expectations_passed}/{self.expectations_evaluated} expectations "
             f"passed on {self.rows_checked} rows in {self.seconds:.2f}s"
         )
+        if self.suite == "landing":
+            head += (
+                f" ({self.files_checked} new or changed files checked, {self.files_unchanged} unchanged skipped,"
+                f" {self.files_compared} compared for key ties)"
+            )
         return "\n".join([head, *(f.line() for f in self.failures)])
 
 

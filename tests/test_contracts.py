@@ -274,6 +274,112 @@ def test_landing_contract_on_100k_rows(workdir, capsys):
     assert elapsed < 120
 
 
+# --- ledger: only new or changed landing files are checked ---------------------------
+
+
+def ledger(cfg) -> dict[str, str]:
+    return json.loads((Path(cfg.path("state")) / "landing-contract.json").read_text())["files"]
+
+
+def test_a_second_run_checks_no_old_file(community):
+    cfg, landing, _ = community
+    first = validate_landing(cfg)
+    assert (first.files_checked, first.files_unchanged, first.rows_checked) == (3, 0, 21)
+    assert set(ledger(cfg)) == {p.relative_to(landing).as_posix() for p in landing.rglob("*.parquet")}
+    again = validate_landing(cfg)
+    assert again.success and (again.files_checked, again.files_unchanged, again.rows_checked) == (0, 3, 0)
+    assert again.expectations_evaluated == 0
+    # A new day is checked alone; the day's partition had no validated file to compare with.
+    write_landing([row("n1", datetime(2025, 2, 14, 8, tzinfo=UTC))], str(landing), "forum", "run2")
+    new = validate_landing(cfg)
+    assert (new.files_checked, new.files_unchanged, new.files_compared, new.rows_checked) == (1, 3, 0, 1)
+    assert new.expectations_evaluated == 12
+    full = validate_landing(cfg, full=True)
+    assert (full.files_checked, full.files_unchanged, full.rows_checked) == (4, 0, 22)
+
+
+def test_a_replaced_file_is_checked_again(community):
+    cfg, landing, quarantine = community
+    validate_landing(cfg)
+    day = datetime(2025, 2, 10, 12, tzinfo=UTC)
+    # A rerun of the window replaces the file (same name, same size even), now with a bad actor.
+    write_landing(
+        [row(f"r{i}", day + timedelta(hours=i), actor="x" * 64 if i == 3 else None) for i in range(20)],
+        str(landing),
+        "forum",
+        "run1",
+    )
+    with pytest.raises(ContractFailed) as err:
+        validate_landing(cfg)
+    res = err.value.result  # run1 spans two days: both its files were replaced
+    assert (res.files_checked, res.files_unchanged, res.files_compared) == (2, 1, 1)
+    assert "actor_is_pseudonym_or_null failed on 1 rows (files: forum/dt=2025-02-10/run1.parquet)" in str(err.value)
+    assert "forum/dt=2025-02-10/run1.parquet" not in ledger(cfg)
+    # Moved back unchanged (same inode and mtime), it is not waved through by the ledger.
+    moved = next(quarantine.rglob("contract/run1.parquet"))
+    moved.rename(landing / "forum/dt=2025-02-10/run1.parquet")
+    with pytest.raises(ContractFailed):
+        validate_landing(cfg)
+
+
+def test_a_new_malformed_file_is_quarantined_and_old_files_stay(community):
+    cfg, landing, quarantine = community
+    validate_landing(cfg)
+    before = {p: p.stat().st_mtime_ns for p in landing.rglob("*.parquet")}
+    bad = write_raw(
+        landing, "forum/dt=2025-02-10/bad.parquet", [row("b1", datetime(2025, 2, 10, 23, tzinfo=UTC), actor="alice")]
+    )
+    with pytest.raises(ContractFailed) as err:
+        validate_landing(cfg)
+    res = err.value.result
+    assert (res.files_checked, res.files_unchanged, res.files_compared) == (1, 3, 2)  # the 2 files of 2025-02-10
+    assert (
+        str(err.value)
+        == "landing: actor_is_pseudonym_or_null failed on 1 rows (files: forum/dt=2025-02-10/bad.parquet)"
+    )
+    assert not bad.exists() and next(quarantine.rglob("contract/bad.parquet"))
+    assert {p: p.stat().st_mtime_ns for p in landing.rglob("*.parquet")} == before
+    assert set(ledger(cfg)) == {p.relative_to(landing).as_posix() for p in before}
+    assert validate_landing(cfg).files_checked == 0
+
+
+def test_a_tie_with_an_already_validated_file_of_the_same_day_still_fails(community):
+    cfg, landing, quarantine = community
+    day = datetime(2025, 2, 10, 12, tzinfo=UTC)
+    # Another day with the same key and extracted_at is not compared: keys cannot move between days.
+    write_raw(landing, "forum/dt=2025-02-09/other_day.parquet", [row("t9", day - timedelta(days=1))])
+    validate_landing(cfg)
+    # r5 is in the validated run1 file of 2025-02-10, with the same extracted_at.
+    write_raw(landing, "forum/dt=2025-02-10/tie.parquet", [row("r5", day + timedelta(hours=5))])
+    write_raw(landing, "forum/dt=2025-02-10/fine.parquet", [row("t9", day + timedelta(hours=1))])
+    with pytest.raises(ContractFailed) as err:
+        validate_landing(cfg)
+    res = err.value.result
+    assert (res.files_checked, res.files_compared) == (2, 2)  # forum and learnings of 2025-02-10
+    assert str(err.value) == (
+        "landing: key_unique_after_dedup failed on 2 rows "
+        "(files: forum/dt=2025-02-10/run1.parquet, forum/dt=2025-02-10/tie.parquet)"
+    )
+    # Both copies leave, as when both files are new; the validated one leaves the ledger too.
+    assert {p.name for p in quarantine.rglob("contract/*.parquet")} == {"run1.parquet", "tie.parquet"}
+    assert reasons(quarantine)["run1.parquet"]["rows"] == 12  # r0..r11 fall on 2025-02-10
+    assert "forum/dt=2025-02-10/run1.parquet" not in ledger(cfg)
+    assert (landing / "forum/dt=2025-02-10/fine.parquet").exists()
+    assert validate_landing(cfg).files_checked == 1  # fine.parquet, not yet in the ledger
+
+
+def test_an_erasure_rewrite_is_checked_again(community):
+    from agora.privacy import scrub_files
+
+    cfg, landing, _ = community
+    validate_landing(cfg)
+    erased = pseudonym(TEST_KEY, "discourse", "account-r7")
+    removed, _, changed = scrub_files(cfg.path("landing"), {erased})
+    assert changed == 1 and removed[erased] == 1
+    res = validate_landing(cfg)
+    assert (res.files_checked, res.files_unchanged, res.rows_checked) == (1, 2, 11)  # 2025-02-10 less r7
+
+
 # --- marts -------------------------------------------------------------------------
 
 K_MIN = 5
