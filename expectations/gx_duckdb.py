@@ -20,7 +20,7 @@ import builtins
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 # Must run before GX is imported: its import logs hundreds of INFO lines.
 _GX_LOGGER = "great_expectations"
@@ -41,6 +41,7 @@ def quiet_gx_logging() -> None:
 quiet_gx_logging()
 
 import great_expectations as gx  # noqa: E402
+import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.datasource.fluent.sql_datasource import SQLDatasource  # noqa: E402
 from great_expectations.execution_engine import SqlAlchemyExecutionEngine  # noqa: E402
@@ -77,6 +78,23 @@ class DuckDBDatasource(SQLDatasource):
     @property
     def execution_engine_type(self) -> builtins.type[SqlAlchemyExecutionEngine]:
         return DuckDBExecutionEngine
+
+
+class UnexpectedRowCountExpectation(gxe.UnexpectedRowsExpectation):
+    """``UnexpectedRowsExpectation`` that only counts the offending rows.
+
+    Upstream always resolves two metrics, the offending rows (a table, for COMPLETE
+    results only) and their count, so each query scans the data twice. Our contracts
+    need the count and locate the offending rows themselves, only when a check fails.
+    """
+
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.row_count",)
+
+    def _validate(
+        self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None
+    ) -> dict[str, Any]:
+        count = metrics["unexpected_rows_query.row_count"]
+        return {"success": count == 0, "result": {"observed_value": count}}
 
 
 def ephemeral_context() -> AbstractDataContext:

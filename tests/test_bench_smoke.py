@@ -81,7 +81,17 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
     incremental_contract = next(
         s for s in report["stages"] if s["phase"] == "incremental" and s["name"] == "landing contract"
     )
-    assert incremental_contract["detail"]["rows_checked"] > full_contract["detail"]["rows_checked"]
+    # The full path checks every file; the added day only its own files (the ledger skips the rest).
+    history = next(s for s in report["stages"] if s["name"] == "history")["detail"]
+    added = next(s for s in report["stages"] if s["name"] == "added day")["detail"]
+    assert full_contract["detail"]["files_checked"] == history["files"]
+    assert full_contract["detail"]["rows_checked"] == history["rows"]
+    assert full_contract["detail"]["files_unchanged"] == 0
+    assert incremental_contract["detail"]["files_checked"] == added["files"]
+    assert incremental_contract["detail"]["rows_checked"] == added["rows"]
+    assert incremental_contract["detail"]["files_unchanged"] == history["files"]
+    assert incremental_contract["detail"]["expectations_evaluated"] == 12
+    assert "incremental_landing_contract_checked" in summary
     publish = next(s for s in report["stages"] if s["phase"] == "incremental" and s["name"] == "publish")
     assert publish["detail"]["tables"]["community_kpis_monthly"] > 0
     assert any(r["node"] == "stg_landing__events" for r in report["dbt_profile"]["full"])
