@@ -1,15 +1,19 @@
-"""The production topology on one host: real Airflow processes, metadata and serving on PostgreSQL.
+"""The production profile on one host: real Airflow processes; Airflow metadata, the dbt
+warehouse and serving all on PostgreSQL.
 
 Starts PostgreSQL (Debian package, 127.0.0.1), then Airflow's own processes — api-server,
 scheduler (LocalExecutor, parallelism 4), dag-processor, triggerer — bound to 127.0.0.1.
-The test triggers `agora_ingest` through the REST API only; `agora_transform` must then be
-started by the `agora://landing` Asset, not by the test, and publish the marts to a
-PostgreSQL schema read through the read-only `agora_reader` role. Every process started
-here is stopped by its own PID (Airflow's children outlive their parents).
+agora.yml says `warehouse: {kind: postgres}` and `serving: {kind: postgres}` (no
+AGORA_DBT_TARGET anywhere). The test triggers `agora_ingest` through the REST API only;
+`agora_transform` must then be started by the `agora://landing` Asset, not by the test,
+load landing into the PostgreSQL warehouse, build it with dbt (Cosmos), check it and
+publish the marts to a PostgreSQL schema read through the read-only `agora_reader` role.
+Every process started here is stopped by its own PID (Airflow's children outlive their parents).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -32,6 +36,7 @@ from agora.warehouse import parse
 
 PUBLISHER_PASSWORD = "publisher-live-test"
 READER_PASSWORD = "reader-live-test"
+WAREHOUSE_ROLE, WAREHOUSE_PASSWORD = "agora_dbt_live", "warehouse-live-test"
 PROCESSES = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
@@ -172,8 +177,19 @@ def live(tmp_path_factory, postgres):
     root = tmp_path_factory.mktemp("live")
     demo = start_demo(root / "demo", seed=7, data_dir=root / "data")
 
-    # Production profile: marts published to PostgreSQL for the read-only reader.
+    # Production profile: dbt builds the warehouse in PostgreSQL, and the marts are
+    # published to PostgreSQL for the read-only reader.
     cfg_raw = yaml.safe_load(demo.config_path.read_text())
+    postgres.psql(f"create role {WAREHOUSE_ROLE} login password '{WAREHOUSE_PASSWORD}'")
+    postgres.psql(f"create database agora_warehouse owner {WAREHOUSE_ROLE}")
+    cfg_raw["warehouse"] = {
+        "kind": "postgres",
+        "host": "127.0.0.1",
+        "port": postgres.port,
+        "database": "agora_warehouse",
+        "user": WAREHOUSE_ROLE,
+        "password_env": "AGORA_WAREHOUSE_PASSWORD",
+    }
     cfg_raw["serving"] = {"kind": "postgres", "host": "127.0.0.1", "port": postgres.port, "database": "agora_serving"}
     demo.config_path.write_text(yaml.safe_dump(cfg_raw, sort_keys=False))
     os.environ["AGORA_SERVING_PASSWORD"] = PUBLISHER_PASSWORD  # provision reads it; tasks inherit it below
@@ -205,8 +221,12 @@ def live(tmp_path_factory, postgres):
             # Parse each file once: re-parsing every 30 s costs CPU the dbt tasks need.
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AGORA_SERVING_PASSWORD": PUBLISHER_PASSWORD,
+            # The workers' environment holds the secret; agora.yml names the variable only.
+            "AGORA_WAREHOUSE_PASSWORD": WAREHOUSE_PASSWORD,
         }
     )
+    for name in ("AGORA_DBT_TARGET", "AGORA_PG_HOST", "AGORA_PG_PORT", "AGORA_PG_USER", "AGORA_PG_PASSWORD"):
+        env.pop(name, None)  # the config alone chooses the warehouse
     ensure_metadata(env)  # `db migrate` on PostgreSQL + the 1-slot agora_warehouse pool
     parse()  # the manifest Cosmos renders tasks from must match the models on disk (`make manifest`)
     timings["setup"] = time.monotonic() - t0
@@ -219,7 +239,16 @@ def live(tmp_path_factory, postgres):
         api.login()
         _wait("both DAGs parsed", lambda: _parsed(api, "agora_ingest", "agora_transform"), 180, procs)
         timings["airflow_up"] = time.monotonic() - t0
-        yield {"api": api, "procs": procs, "demo": demo, "serving": serving, "timings": timings, "t0": t0}
+        yield {
+            "api": api,
+            "procs": procs,
+            "demo": demo,
+            "serving": serving,
+            "timings": timings,
+            "t0": t0,
+            "postgres": postgres,
+            "root": root,
+        }
     finally:
         alive = procs.stop()
         demo.stop()
@@ -287,6 +316,50 @@ def test_ingest_via_rest_api_triggers_transform_by_asset_and_publishes_to_postgr
     timings["transform_done"] = time.monotonic() - live["t0"]
     manual = [r for r in api.get("/dags/agora_transform/dagRuns")["dag_runs"] if r["run_type"] == "manual"]
     assert manual == []
+
+    # The warehouse was PostgreSQL: landing loaded by its own task, no DuckDB file anywhere.
+    transform_run = run["dag_run_id"]
+    loaded = api.get(
+        f"/dags/agora_transform/dagRuns/{transform_run}/taskInstances/load_landing/xcomEntries/return_value"
+    )["value"]
+    loaded = loaded if isinstance(loaded, dict) else yaml.safe_load(str(loaded))
+    assert loaded["target"] == "postgres" and loaded["rows"] > 0, loaded
+    assert list(live["root"].rglob("*.duckdb")) == []
+    # The warehouse password reached dbt through the worker's environment, not the task fields.
+    dbt_tasks = [
+        t
+        for t in api.get(f"/dags/agora_transform/dagRuns/{transform_run}/taskInstances", limit=200)["task_instances"]
+        if t["task_id"].startswith("dbt.")
+    ]
+    assert dbt_tasks and all(t["state"] == "success" for t in dbt_tasks)
+    for t in dbt_tasks[:3]:
+        assert WAREHOUSE_PASSWORD not in json.dumps(t.get("rendered_fields"))
+        env = t["rendered_fields"]["env"]
+        env = env if isinstance(env, dict) else yaml.safe_load(str(env))
+        assert env["AGORA_DBT_TARGET"] == "postgres"
+        # Cosmos re-stores the fields after the run (compiled SQL): by then the interceptor
+        # has added the password, which Airflow must show masked.
+        assert env.get("AGORA_PG_PASSWORD") in (None, "***")
+
+    # What the PostgreSQL warehouse's marts hold is exactly what serving publishes.
+    from agora.publish_pg import _read_marts_postgres
+
+    pg = live["postgres"]
+    warehouse = psycopg2.connect(
+        host=pg.host, port=pg.port, dbname="agora_warehouse", user=WAREHOUSE_ROLE, password=WAREHOUSE_PASSWORD
+    )
+    reader = psycopg2.connect(
+        host=serving.host, port=serving.port, dbname=serving.database, user="agora_reader", password=READER_PASSWORD
+    )
+    try:
+        built, published = _read_marts_postgres(warehouse), _read_marts_postgres(reader)
+    finally:
+        warehouse.close()
+        reader.close()
+    assert set(published) == set(built) and "community_kpis_monthly" in built
+    for mart, (columns, rows) in built.items():
+        assert published[mart][0] == columns, mart
+        assert sorted(map(repr, published[mart][1])) == sorted(map(repr, rows)), mart
 
     # The marts, as Superset's read-only role sees them.
     conn = psycopg2.connect(

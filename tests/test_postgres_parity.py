@@ -8,6 +8,7 @@ of every mart must match, floats up to rounding.
 
 from __future__ import annotations
 
+import json
 import math
 
 import duckdb
@@ -17,7 +18,7 @@ from agora.config import load_config
 from agora.pg_landing import PgSettings, load_landing
 from agora.warehouse import build, warehouse_path
 from tests.conftest import write_config
-from tests.landing_factory import write_mixed_community
+from tests.landing_factory import LandingFactory, actor, write_mixed_community
 from tests.postgres import PASSWORD, SUPERUSER
 
 MARTS = (
@@ -76,7 +77,8 @@ def test_both_targets_build_everything(builds):
     print(f"dbt build: duckdb {duck.seconds} s, postgres {pg.seconds} s")
     for result in (duck, pg):
         assert result.models_passed >= 31
-        assert result.unit_tests_passed == duck.unit_tests_passed > 0
+        # Production builds may leave unit tests to CI (agora.warehouse.build): equal counts only.
+        assert result.unit_tests_passed == duck.unit_tests_passed
         assert result.tests_passed == duck.tests_passed > 0
     assert pg.warehouse.startswith("postgresql://")
 
@@ -153,6 +155,7 @@ def test_landing_load_keeps_awkward_text_and_tags_exactly(tmp_path, postgres):
 # -- the production profile from agora.yml: `agora run` with warehouse and serving on PostgreSQL --
 
 WAREHOUSE_ROLE, WAREHOUSE_PASSWORD = "agora_dbt", "warehouse-test-only"
+ERASED_ID = "424242"
 PUBLISHER_PASSWORD, READER_PASSWORD = "publisher-test-only", "reader-test-only"
 
 
@@ -193,6 +196,12 @@ def pg_run(tmp_path_factory, postgres):
     )
     cfg = load_config(path)
     write_mixed_community(cfg.path("landing"))
+    # A member with a numeric id (erasure requests take ids without a lookup), erased below.
+    probe = LandingFactory(cfg.path("landing"), source="forum_probe", platform="discourse")
+    thread = probe.thread(ERASED_ID, "2025-05-10T10:00:00Z", thread_id="probe-t1")
+    probe.reply("m1", "2025-05-10T11:00:00Z", thread)
+    probe.reply(ERASED_ID, "2025-05-11T09:00:00Z", thread)
+    probe.write("probe")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_PG_", "AGORA_DBT_TARGET"))}
     env.update(WAREHOUSE_SECRET=WAREHOUSE_PASSWORD, AGORA_SERVING_PASSWORD=PUBLISHER_PASSWORD)
     agora = str(Path(sys.executable).with_name("agora"))
@@ -259,5 +268,113 @@ def test_agora_run_builds_validates_and_publishes_on_postgres(pg_run, postgres):
     assert active.value is not None and active.value >= 5
 
 
+def test_erasure_rebuilds_the_postgres_warehouse_and_republishes(pg_run, postgres, monkeypatch):
+    """An erasure on the production profile: landing scrubbed, PostgreSQL warehouse rebuilt
+    (landing.events reloaded, full refresh), serving republished, both searched."""
+    from agora import privacy
+
+    cfg, run, _, serving = pg_run
+    assert run.returncode == 0
+    monkeypatch.delenv("AGORA_DBT_TARGET", raising=False)
+    monkeypatch.setenv("WAREHOUSE_SECRET", WAREHOUSE_PASSWORD)
+    monkeypatch.setenv("AGORA_SERVING_PASSWORD", PUBLISHER_PASSWORD)
+    erased = actor("discourse", ERASED_ID)
+    with privacy._pg_warehouse(cfg) as conn:
+        assert privacy._pg_rows_mentioning(conn, {erased}) >= 2  # landing.events and staging
+        assert privacy._pg_staging_counts(conn, {erased})[erased] >= 2
+    requests = cfg.resolve("requests.csv")
+    requests.write_text(f"platform,account,kind,requested_at\ndiscourse,{ERASED_ID},erasure,2025-06-01\n")
+
+    result = privacy.apply_requests(cfg, requests)
+
+    done = result.completion
+    assert done is not None and done.rebuilt and done.requests_completed == 1
+    assert done.rows_removed["landing"] == 2 and done.rows_removed["warehouse"] >= 2
+    with privacy._pg_warehouse(cfg) as conn:
+        assert privacy._pg_rows_mentioning(conn, {erased}) == 0
+        with conn.cursor() as cur:
+            cur.execute("select count(*) from landing.events where source = 'forum_probe'")
+            assert cur.fetchone()[0] == 1  # the other member's reply stays
+    assert privacy._serving_rows_mentioning(cfg, {erased}) == 0
+    assert not (cfg.resolve("data/warehouse") / "agora.duckdb").exists()
+    (entry,) = [e for e in privacy.read_audit(cfg) if e.get("event") == "request"]
+    assert entry["status"] == "completed" and ERASED_ID not in json.dumps(entry)
+    reader = PgSettings(postgres.host, postgres.port, "agora_reader", READER_PASSWORD, serving["database"]).connect()
+    try:
+        with reader.cursor() as cur:
+            cur.execute("select count(*) from marts.community_kpis_monthly")
+            assert cur.fetchone()[0] > 0  # republished
+    finally:
+        reader.close()
+
+
 def columns_of(marts: dict, mart: str) -> list[str]:
     return [name for name, _ in marts[mart][0]]
+
+
+# -- the mart contract on a PostgreSQL warehouse: same checks, same messages as on DuckDB --
+
+PG_MARTS_SQL = """
+drop schema if exists marts cascade;
+create schema marts;
+create table marts.community_kpis_monthly as
+select * from (values
+    (date '2025-01-01', 'discourse', 'active_members', 12.0::double precision, 12, false),
+    (date '2025-01-01', 'github', 'active_members', null, 3, true),
+    (date '2025-01-01', 'all', 'retention_rate', 0.5, 15, false)
+) as t(month, platform, kpi, value, group_size, is_suppressed);
+create table marts.cohort_retention as
+select * from (values
+    (date '2025-01-01', 'discourse', 0, 8, 1.0::double precision, 8, false),
+    (date '2025-01-01', 'github', 0, null, null, 2, true)
+) as t(cohort_month, platform, months_since_first, retained_members, retention_rate, group_size, is_suppressed);
+create table marts.kpi_catalog as select 'active_members'::text as kpi, null::double precision as target;
+create table marts.learnings as select date '2025-01-05' as learned_on, 'Online meetups'::text as title;
+"""
+
+
+@pytest.fixture(scope="module")
+def pg_marts(tmp_path_factory, postgres):
+    from tests.test_contracts import DISCLOSURES, K_MIN, write_manifest
+
+    root = tmp_path_factory.mktemp("pg_contract")
+    postgres.create_database("agora_contract")
+    postgres.psql(PG_MARTS_SQL, "agora_contract")
+    cfg = load_config(write_config(root, [{"name": "s", "type": "survey", "path": "s.csv"}], privacy={"k_min": K_MIN}))
+    settings = PgSettings(postgres.host, postgres.port, SUPERUSER, PASSWORD, "agora_contract")
+    return cfg, settings, write_manifest(root / "manifest.json", DISCLOSURES), postgres
+
+
+def test_mart_contract_on_postgres_passes_good_marts(pg_marts):
+    from expectations.marts import validate_marts
+
+    cfg, settings, manifest, _ = pg_marts
+    res = validate_marts(cfg, manifest_path=manifest, postgres=settings)
+    assert res.success and res.rows_checked == 7
+    assert res.expectations_evaluated == res.expectations_passed == 13  # as on DuckDB (test_contracts)
+
+
+def test_mart_contract_on_postgres_names_small_groups_and_identifying_columns(pg_marts):
+    from expectations import ContractFailed
+    from expectations.marts import validate_marts
+    from tests.test_contracts import DISCLOSURES, write_manifest
+
+    cfg, settings, manifest, postgres = pg_marts
+    postgres.psql(
+        "insert into marts.community_kpis_monthly values (date '2025-02-01', 'github', 'new_members', 2.0, 2, false);"
+        "create table marts.top_posters as select 'f00d'::text as actor, 9 as posts, 9 as group_size, false as s;",
+        "agora_contract",
+    )
+    manifest = write_manifest(
+        manifest, {**DISCLOSURES, "top_posters": {"group_size": "group_size", "suppressed": "s", "values": ["posts"]}}
+    )
+    try:
+        with pytest.raises(ContractFailed) as err:
+            validate_marts(cfg, manifest_path=manifest, postgres=settings)
+    finally:
+        postgres.psql(PG_MARTS_SQL, "agora_contract")
+    assert str(err.value).splitlines() == [
+        "marts.community_kpis_monthly: is_suppressed_matches_group_size failed on 1 rows",
+        "marts.community_kpis_monthly: small_groups_publish_no_values failed on 1 rows",
+        "marts.top_posters: no_identifying_columns failed on 1 columns [columns: actor]",
+    ]
