@@ -199,7 +199,7 @@ def run_bench(
 
 
 def _import_heavy() -> dict[str, Any]:
-    """GX, dbt's runner module and DuckDB import once; stages then time their own work.
+    """GX and DuckDB import once; stages then time their own work (dbt runs in a child process).
 
     The contracts import GX lazily (`expectations.gx_duckdb`, ~7 s): without importing it
     here the full path's landing contract would carry that one-off cost and the

@@ -51,15 +51,22 @@ class ContractResult:
 
     def as_dict(self) -> dict:
         """Plain JSON types (Airflow XCom, CLI output)."""
+        files = (
+            {
+                "files_checked": self.files_checked,
+                "files_unchanged": self.files_unchanged,
+                "files_compared": self.files_compared,
+            }
+            if self.suite == "landing"
+            else {}
+        )
         return {
             "suite": self.suite,
             "success": self.success,
             "expectations_evaluated": self.expectations_evaluated,
             "expectations_passed": self.expectations_passed,
             "rows_checked": self.rows_checked,
-            "files_checked": self.files_checked,
-            "files_unchanged": self.files_unchanged,
-            "files_compared": self.files_compared,
+            **files,
             "seconds": round(self.seconds, 3),
             "failures": [f.line() for f in self.failures],
             "quarantined": list(self.quarantined),
