@@ -248,8 +248,7 @@ def _platforms(pf: pq.ParquetFile, index: int) -> set | None:
 def _inspect_files(fs: fsspec.AbstractFileSystem, root: str, paths: list[str]) -> list[_File]:
     """Footers only (plus the platform column when its statistics do not tell): cheap even for many files."""
     root_path = fs._strip_protocol(root).rstrip("/")
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    local = "file" in protocols
+    local = _is_local(fs)
     known: dict[pa.Schema, list[tuple[str, str, bool]]] = {}
     out = []
     for p in paths:
@@ -271,7 +270,7 @@ def _inspect_files(fs: fsspec.AbstractFileSystem, root: str, paths: list[str]) -
             ]
         out.append(
             _File(
-                url=p if local else fs.unstrip_protocol(p),
+                url=_url(fs, p),
                 rel=_rel(root_path, p),
                 rows=rows,
                 columns=columns,
@@ -514,9 +513,13 @@ def validate_landing(cfg: AgoraConfig, *, full: bool = False) -> ContractResult:
     return result
 
 
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
 def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return path if "file" in protocols else fs.unstrip_protocol(path)
+    """The file as DuckDB and fsspec see it: a plain path locally, protocol://... otherwise."""
+    return path if _is_local(fs) else fs.unstrip_protocol(path)
 
 
 def _save_ledger(cfg: AgoraConfig, files: dict[str, str]) -> None:
