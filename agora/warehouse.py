@@ -210,12 +210,15 @@ def build(
     target_path: str | os.PathLike | None = None,
     select: list[str] | None = None,
     target: str | None = None,
+    unit_tests: bool = False,
 ) -> BuildResult:
-    """`dbt build`: seeds, models, unit and data tests, in DAG order; fail on any failure.
+    """`dbt build`: seeds, models and data tests, in DAG order; fail on any failure.
 
     Incremental by default (staging reads only recent landing partitions); `full_refresh`
     rebuilds from the whole landing zone. On the postgres target the landing zone is first
     loaded into `landing.events` (agora.pg_landing), which PostgreSQL cannot read in place.
+    Unit tests check SQL logic on fixed inputs, not the data: they belong in CI
+    (`unit_tests=True`, tests/test_dbt.py), not in every production build (seconds each run).
     """
     landing = cfg.path("landing")
     if not landing_files(landing):
@@ -234,6 +237,8 @@ def build(
         args.append("--full-refresh")
     if select:
         args += ["--select", *select]
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     started = time.time()
     run_dbt(cfg, args, target_path=target_path, target=target)
     artifacts = Path(target_path) if target_path else PROJECT_DIR / "target"

@@ -157,7 +157,7 @@ def built(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         # A host far east of UTC: months must still be UTC months (T6 stays in January).
         mp.setenv("TZ", "Pacific/Kiritimati")
-        result = build(cfg, target_path=root / "dbt_target")
+        result = build(cfg, target_path=root / "dbt_target", unit_tests=True)
     con = duckdb.connect(warehouse_path(cfg), read_only=True)
     yield cfg, result, con, root / "dbt_target"
     con.close()

@@ -1,25 +1,31 @@
-"""A daily (incremental) build reads only new landing partitions and gives the same marts
+"""Daily (incremental) builds read only new landing partitions and give the same warehouse
 as a full refresh.
 
 One multi-platform community is landed in full in one place (the reference, built with
 --full-refresh) and, in another, the way daily extracts would land it: the partitions
-before a cutoff day first (initial build), then the later ones (incremental build). To
-prove the incremental build does not reopen old partitions, an old file is replaced by
-garbage before it runs: DuckDB would fail on it if it read it.
+before a cutoff day first (initial build), then two days crossing a month boundary, then
+the rest. The later steps also carry the cases an incremental model can get wrong: a late
+reply to a thread opened months ago, an account replied to in January whose first own post
+comes in the last step (older replies to them become member pairs: January changes), and a
+record edited and re-landed by a later run. Every mart and every incremental intermediate
+must equal the full refresh's. To prove the daily builds do not reopen old partitions, an
+old file is replaced by garbage before the last one: DuckDB would fail on it if it read it.
 """
 
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from agora.config import load_config
+from agora.landing import write_landing
 from agora.warehouse import build, warehouse_path
 from tests.conftest import write_config
-from tests.landing_factory import write_mixed_community
+from tests.landing_factory import _row, actor, write_mixed_community
 
 MARTS = (
     "community_kpis_monthly",
@@ -30,7 +36,18 @@ MARTS = (
     "learnings",
     "kpi_catalog",
 )
-CUTOFF = "dt=2025-04-10"  # partitions sort by name = by UTC day
+# Incremental intermediates: each must match the full refresh row for row, not only
+# through the marts (a stale row there would surface in a later month's KPI).
+INTERMEDIATES = (
+    "int_members_active_monthly",
+    "int_members_first_contributions",
+    "int_threads_first_responses",
+    "int_kpis_activity_monthly",
+    "int_kpis_interactions_monthly",
+)
+# Partitions sort by name = by UTC day. Step 1 lands 31 March and 1 April.
+STEP_1, STEP_2 = "dt=2025-03-31", "dt=2025-04-02"
+SOURCE = "discourse_src"
 
 
 def _config(directory: Path):
@@ -43,20 +60,99 @@ def _config(directory: Path):
     )
 
 
-def _copy_partitions(src: Path, dst: Path, *, before: bool) -> list[Path]:
+def _late_cases(landing: Path) -> None:
+    """The rows that reach back in time; landed with the generated community."""
+    member, newbie = actor("discourse", "m1"), actor("discourse", "newbie")
+    rows = [
+        # A reply in January to a post by an account that has no post of its own yet.
+        _row(
+            SOURCE,
+            "discourse",
+            "reply",
+            "jan-to-newbie",
+            "2025-01-15T10:00:00Z",
+            thread_id="t1",
+            parent_id="lost",
+            actor=member,
+            parent_actor=newbie,
+        ),
+        # Months later: the newbie's first post, and a late reply to January's thread t1.
+        _row(SOURCE, "discourse", "thread", "newbie-1", "2025-05-20T09:00:00Z", thread_id="newbie-1", actor=newbie),
+        _row(
+            SOURCE,
+            "discourse",
+            "reply",
+            "late-to-t1",
+            "2025-05-21T09:00:00Z",
+            thread_id="t1",
+            parent_id="1",
+            actor=actor("discourse", "m4"),
+        ),
+    ]
+    write_landing(rows, str(landing), SOURCE, "late")
+
+
+def _edit(landing: Path) -> None:
+    """A reply landed in step 1, edited (new parent, new time that day) and landed again."""
+    row = _row(
+        SOURCE,
+        "discourse",
+        "reply",
+        "edited",
+        "2025-03-31T08:00:00Z",
+        thread_id="t1",
+        parent_id="1",
+        actor=actor("discourse", "m2"),
+        parent_actor=actor("discourse", "m3"),
+    )
+    write_landing([row], str(landing), SOURCE, "first")
+    edited = dict(
+        row,
+        occurred_at=datetime(2025, 3, 31, 20, tzinfo=UTC),
+        parent_actor=actor("discourse", "m5"),
+        extracted_at=datetime(2030, 1, 2, tzinfo=UTC),
+        run_id="edit",
+    )
+    write_landing([edited], str(landing), SOURCE, "edit")
+
+
+def _copy(src: Path, dst: Path, low: str | None, high: str | None, skip_run: str | None = None) -> list[Path]:
     copied = []
     for part in sorted(src.glob("*/dt=*")):
-        if (part.name < CUTOFF) == before:
-            target = dst / part.relative_to(src)
-            shutil.copytree(part, target)
-            copied.append(target)
+        if (low is None or part.name >= low) and (high is None or part.name < high):
+            for f in part.glob("*.parquet"):
+                if f.stem != skip_run:
+                    target = dst / f.relative_to(src)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, target)
+                    copied.append(target)
     return copied
 
 
-def _marts(path: str) -> dict[str, list[tuple]]:
+def _tables(path: str) -> dict[str, list[tuple]]:
     con = duckdb.connect(path, read_only=True)
     try:
-        return {m: sorted(con.execute(f"select * from marts.{m}").fetchall(), key=repr) for m in MARTS}
+        names = [f"marts.{m}" for m in MARTS] + [f"intermediate.{m}" for m in INTERMEDIATES]
+        return {n: sorted(con.execute(f"select * from {n}").fetchall(), key=repr) for n in names}
+    finally:
+        con.close()
+
+
+def _january_density(path: str):
+    con = duckdb.connect(path, read_only=True)
+    try:
+        return con.execute(
+            "select value from marts.community_kpis_monthly "
+            "where month = '2025-01-01' and platform = 'discourse' and kpi = 'interaction_density'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _staged(path: str) -> int:
+    con = duckdb.connect(path, read_only=True)
+    try:
+        return con.execute("select count(*) from staging.stg_landing__events").fetchone()[0]
     finally:
         con.close()
 
@@ -65,42 +161,68 @@ def _marts(path: str) -> dict[str, list[tuple]]:
 def builds(tmp_path_factory):
     full_root, daily_root = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("daily")
     full_cfg, daily_cfg = _config(full_root), _config(daily_root)
-    write_mixed_community(full_cfg.path("landing"))
+    landing, daily_landing = Path(full_cfg.path("landing")), Path(daily_cfg.path("landing"))
+    write_mixed_community(landing)
+    _late_cases(landing)
+    _edit(landing)
     full = build(full_cfg, full_refresh=True, target_path=full_root / "t")
 
-    landing, daily_landing = Path(full_cfg.path("landing")), Path(daily_cfg.path("landing"))
-    old = _copy_partitions(landing, daily_landing, before=True)
+    old = _copy(landing, daily_landing, None, STEP_1)
     first = build(daily_cfg, target_path=daily_root / "t")
-    con = duckdb.connect(warehouse_path(daily_cfg), read_only=True)
-    rows_before = con.execute("select count(*) from staging.stg_landing__events").fetchone()[0]
-    con.close()
-    new = _copy_partitions(landing, daily_landing, before=False)
+    january_before = _january_density(warehouse_path(daily_cfg))
+    rows_before = _staged(warehouse_path(daily_cfg))
+    # Step 1 crosses from March into April; the edited copy is not extracted yet.
+    step_1 = _copy(landing, daily_landing, STEP_1, STEP_2, skip_run="edit")
+    build(daily_cfg, target_path=daily_root / "t")
+    step_2 = _copy(landing, daily_landing, STEP_2, None) + _copy(landing, daily_landing, STEP_1, STEP_2)
     # A partition well before the lookback window, made unreadable.
-    oldest = next(iter(sorted(old)[0].glob("*.parquet")))
+    oldest = next(p for p in sorted(old) if p.parent.parent.name == SOURCE)
     oldest.write_bytes(b"not parquet: an incremental build must not open this file")
     daily = build(daily_cfg, target_path=daily_root / "t")
-    return full_cfg, daily_cfg, full, first, daily, rows_before, len(new)
+    return full_cfg, daily_cfg, full, first, daily, rows_before, january_before, len(step_1), len(step_2)
 
 
 def test_incremental_build_adds_the_new_partitions(builds):
-    full_cfg, daily_cfg, full, first, daily, rows_before, new_partitions = builds
+    full_cfg, daily_cfg, full, first, daily, rows_before, _, step_1, step_2 = builds
     print(f"dbt build: full refresh {full.seconds} s, initial {first.seconds} s, incremental {daily.seconds} s")
-    assert new_partitions > 10
-    con = duckdb.connect(warehouse_path(daily_cfg), read_only=True)
-    rows_after = con.execute("select count(*) from staging.stg_landing__events").fetchone()[0]
-    con.close()
-    con = duckdb.connect(warehouse_path(full_cfg), read_only=True)
-    rows_full = con.execute("select count(*) from staging.stg_landing__events").fetchone()[0]
-    con.close()
-    assert rows_before < rows_after == rows_full
+    assert step_1 >= 5 and step_2 > 10
+    assert rows_before < _staged(warehouse_path(daily_cfg)) == _staged(warehouse_path(full_cfg))
+    # Production builds leave unit tests to CI.
+    assert daily.unit_tests_passed == 0 and daily.models_passed > 20
 
 
-def test_incremental_and_full_refresh_marts_are_identical(builds):
+def test_incremental_and_full_refresh_warehouses_are_identical(builds):
     full_cfg, daily_cfg, *_ = builds
-    full, daily = _marts(warehouse_path(full_cfg)), _marts(warehouse_path(daily_cfg))
-    for mart in MARTS:
-        assert full[mart], f"{mart} is empty: the comparison would prove nothing"
-        assert daily[mart] == full[mart], mart
+    full, daily = _tables(warehouse_path(full_cfg)), _tables(warehouse_path(daily_cfg))
+    for name in full:
+        assert full[name], f"{name} is empty: the comparison would prove nothing"
+        assert daily[name] == full[name], name
+
+
+def test_a_new_member_changes_the_month_of_older_replies_to_them(builds):
+    full_cfg, daily_cfg, _, _, _, _, january_before, _, _ = builds
+    january = _january_density(warehouse_path(daily_cfg))
+    assert january is not None and january_before is not None
+    assert january > january_before
+    assert january == _january_density(warehouse_path(full_cfg))
+
+
+def test_late_reply_and_edit_reach_the_intermediates(builds):
+    _, daily_cfg, *_ = builds
+    con = duckdb.connect(warehouse_path(daily_cfg), read_only=True)
+    try:
+        members = con.execute(
+            "select count(*) from intermediate.int_members_first_contributions "
+            "where platform = 'discourse' and member_key = ? and first_month = '2025-05-01'",
+            [actor("discourse", "newbie")],
+        ).fetchone()[0]
+        edited = con.execute(
+            "select occurred_at, parent_actor, run_id from staging.stg_landing__events where record_id = 'edited'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert members == 1
+    assert edited == [(datetime(2025, 3, 31, 20), actor("discourse", "m5"), "edit")]
 
 
 def test_full_refresh_reads_every_partition(builds):

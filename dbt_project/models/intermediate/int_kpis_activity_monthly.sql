@@ -1,10 +1,24 @@
 -- Activity and retention KPIs per month and platform (and `all`), unsuppressed:
 -- contributions, active_members, retention_rate, churn_rate, reactivated_members,
 -- contributor_absence_factor, top_decile_share.
+-- Incremental: a changed day can change its own month and, through retention and
+-- reactivation (which look back), every later month, never an earlier one. A daily build
+-- recomputes the months from the month of the first day staging can have changed (macro
+-- incremental_since; in practice the last one or two), reading the month before them for
+-- retention and all earlier months of their members for reactivation.
+{{ config(
+    materialized='incremental',
+    unique_key=['month', 'platform'],
+    incremental_strategy='delete+insert',
+) }}
+{%- set since = incremental_since('month', month=true) %}
 with
 
 months as (
     select * from {{ ref('int_platform_months') }}
+    {%- if since %}
+    where month >= {{ dbt.dateadd('month', -1, "cast('" ~ since ~ "' as date)") }}
+    {%- endif %}
 ),
 
 active as (
@@ -23,7 +37,8 @@ active_with_rollup as (
 
     select
         'all' as platform,
-        active.member_key,
+        -- Pseudonyms differ per platform anyway; the prefix says so explicitly.
+        active.platform || ':' || active.member_key as member_key,
         active.activity_month,
         active.contributions
     from active
@@ -51,6 +66,9 @@ ranked as (
             partition by active_with_rollup.platform, active_with_rollup.activity_month
         ) as month_members
     from active_with_rollup
+    {%- if since %}
+    where active_with_rollup.activity_month >= cast('{{ since }}' as date)
+    {%- endif %}
 ),
 
 concentration as (
@@ -72,23 +90,17 @@ concentration as (
 ),
 
 history as (
-    -- For each member-month: were they active the month before, or at any earlier month?
+    -- Each member-month with the member's previous active month: a window, not a self
+    -- join over every earlier month.
     select
-        current_month.platform,
-        current_month.activity_month,
-        current_month.member_key,
-        max(case
-            when earlier.activity_month = {{ dbt.dateadd('month', -1, 'current_month.activity_month') }} then 1
-            else 0
-        end) as active_last_month,
-        max(case when earlier.activity_month is not null then 1 else 0 end) as active_before
-    from active_with_rollup as current_month
-    left join active_with_rollup as earlier
-        on
-            current_month.platform = earlier.platform
-            and current_month.member_key = earlier.member_key
-            and current_month.activity_month > earlier.activity_month
-    group by current_month.platform, current_month.activity_month, current_month.member_key
+        active_with_rollup.platform,
+        active_with_rollup.activity_month,
+        active_with_rollup.member_key,
+        lag(active_with_rollup.activity_month) over (
+            partition by active_with_rollup.platform, active_with_rollup.member_key
+            order by active_with_rollup.activity_month
+        ) as previous_activity_month
+    from active_with_rollup
 ),
 
 monthly as (
@@ -109,10 +121,18 @@ returning_history as (
     select
         history.platform,
         history.activity_month,
-        sum(history.active_last_month) as retained_members,
-        sum(case when history.active_last_month = 0 and history.active_before = 1 then 1 else 0 end)
-            as reactivated_members
+        sum(case
+            when history.previous_activity_month = {{ dbt.dateadd('month', -1, 'history.activity_month') }} then 1
+            else 0
+        end) as retained_members,
+        sum(case
+            when history.previous_activity_month < {{ dbt.dateadd('month', -1, 'history.activity_month') }} then 1
+            else 0
+        end) as reactivated_members
     from history
+    {%- if since %}
+    where history.activity_month >= cast('{{ since }}' as date)
+    {%- endif %}
     group by history.platform, history.activity_month
 ),
 
@@ -140,6 +160,9 @@ with_previous as (
         on
             monthly.platform = concentration.platform
             and monthly.month = concentration.activity_month
+    {%- if since %}
+    where monthly.month >= cast('{{ since }}' as date)
+    {%- endif %}
 ),
 
 final as (

@@ -1,20 +1,65 @@
 -- interaction_density per month and platform (and `all`), unsuppressed: distinct
 -- (member, member replied to) pairs between different members ÷ active members.
+-- Incremental: a daily build recomputes the months from the month of the first day
+-- staging can have changed (macro incremental_since), plus one kind of older month: a
+-- reply counts only if its parent is a member (at any time), so an account whose first
+-- member contribution is new turns older replies to them into pairs, in their months.
+{{ config(
+    materialized='incremental',
+    unique_key=['month', 'platform'],
+    incremental_strategy='delete+insert',
+) }}
+{%- set since = incremental_since('month', month=true) %}
 with
 
 months as (
     select * from {{ ref('int_platform_months') }}
 ),
 
-contributions as (
+all_contributions as (
     select * from {{ ref('int_member_contributions_filtered') }}
 ),
 
 members as (
-    select distinct
-        contributions.platform,
-        contributions.actor
-    from contributions
+    select
+        first_contributions.platform,
+        first_contributions.member_key as actor,
+        first_contributions.first_contributed_at
+    from {{ ref('int_members_first_contributions') }} as first_contributions
+),
+
+{% if since -%}
+older_months as (
+    select distinct all_contributions.posted_month as month
+    from all_contributions
+    inner join members
+        on
+            all_contributions.platform = members.platform
+            and all_contributions.parent_actor = members.actor
+    where
+        members.first_contributed_at >= cast('{{ since }}' as date)
+        and all_contributions.posted_at < cast('{{ since }}' as date)
+),
+
+{% endif -%}
+recomputed_months as (
+    select distinct months.month from months
+    {%- if since %}
+    where months.month >= cast('{{ since }}' as date)
+    union all
+    select older_months.month from older_months
+    {%- endif %}
+),
+
+contributions as (
+    select all_contributions.* from all_contributions
+    {%- if since %}
+    where all_contributions.posted_at >= cast('{{ since }}' as date)
+    union all
+    select all_contributions.* from all_contributions
+    inner join older_months
+        on all_contributions.posted_month = older_months.month
+    {%- endif %}
 ),
 
 pairs as (
@@ -50,12 +95,19 @@ pairs_with_rollup as (
     group by pairs.posted_month
 ),
 
+active_monthly as (
+    select active_monthly.*
+    from {{ ref('int_members_active_monthly') }} as active_monthly
+    inner join recomputed_months
+        on active_monthly.activity_month = recomputed_months.month
+),
+
 active as (
     select
         active_monthly.platform,
         active_monthly.activity_month,
         count(*) as active_members
-    from {{ ref('int_members_active_monthly') }} as active_monthly
+    from active_monthly
     group by active_monthly.platform, active_monthly.activity_month
 
     union all
@@ -64,7 +116,7 @@ active as (
         'all' as platform,
         active_monthly.activity_month,
         count(*) as active_members
-    from {{ ref('int_members_active_monthly') }} as active_monthly
+    from active_monthly
     group by active_monthly.activity_month
 ),
 
@@ -77,6 +129,8 @@ final as (
         / nullif(active.active_members, 0) as value,
         coalesce(active.active_members, 0) as group_size
     from months
+    inner join recomputed_months
+        on months.month = recomputed_months.month
     left join active
         on
             months.platform = active.platform

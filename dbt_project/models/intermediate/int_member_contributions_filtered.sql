@@ -1,4 +1,8 @@
 -- Contributions of members: a member is a non-bot, non-staff account (design §5).
+-- A view, like int_posts_unioned. member_key is the pseudonym itself (pseudonyms already
+-- differ per platform); the `all` rollups prefix it with the platform on their much
+-- smaller aggregates instead of concatenating a string on every row here.
+{{ config(materialized='view') }}
 with
 
 posts as (
@@ -14,7 +18,7 @@ final as (
         posts.thread_id,
         posts.actor,
         posts.parent_actor,
-        posts.account_key as member_key,
+        posts.actor as member_key,
         posts.posted_at,
         posts.posted_on,
         posts.posted_month

@@ -1,8 +1,19 @@
 -- One row per member and month with at least one contribution.
+-- Incremental: a daily build recomputes whole months from the month of the first day
+-- staging can have changed (macro incremental_since) and replaces those months.
+{{ config(
+    materialized='incremental',
+    unique_key=['platform', 'activity_month'],
+    incremental_strategy='delete+insert',
+) }}
+{%- set since = incremental_since('activity_month', month=true) %}
 with
 
 contributions as (
     select * from {{ ref('int_member_contributions_filtered') }}
+    {%- if since %}
+    where posted_at >= cast('{{ since }}' as date)
+    {%- endif %}
 ),
 
 final as (

@@ -1,9 +1,39 @@
 -- Each member's first contribution per platform, and whether they came back on a later
 -- UTC day within 30 days of it (a same-day second post is not a return; day 30 is).
+-- Incremental: only members with a contribution from the first day staging can have
+-- changed (macro incremental_since) can get a new first contribution or a new return;
+-- a daily build recomputes exactly those members from all their contributions.
+{{ config(
+    materialized='incremental',
+    unique_key=['platform', 'member_key'],
+    incremental_strategy='delete+insert',
+) }}
+{%- set since = incremental_since('first_contributed_at') %}
 with
 
-contributions as (
+all_contributions as (
     select * from {{ ref('int_member_contributions_filtered') }}
+),
+
+{% if since -%}
+changed_members as (
+    select distinct
+        all_contributions.platform,
+        all_contributions.member_key
+    from all_contributions
+    where all_contributions.posted_at >= cast('{{ since }}' as date)
+),
+
+{% endif -%}
+contributions as (
+    select all_contributions.*
+    from all_contributions
+    {%- if since %}
+    inner join changed_members
+        on
+            all_contributions.platform = changed_members.platform
+            and all_contributions.member_key = changed_members.member_key
+    {%- endif %}
 ),
 
 firsts as (

@@ -1,5 +1,9 @@
 -- Authored public records of every community platform (var community_staging_models),
 -- from every account: bots and staff stay here because responsiveness needs their replies.
+-- A view: it only unions, filters and renames, and writing 10 M rows as a table cost more
+-- than every model reading it (bench, issue 8). Incremental models downstream filter it on
+-- posted_at, which reaches the stg_landing__events scan.
+{{ config(materialized='view') }}
 {%- set staging_models = var('community_staging_models') %}
 
 with
@@ -33,9 +37,6 @@ final as (
         unioned.posted_at,
         unioned.is_bot,
         unioned.is_staff,
-        -- Pseudonyms already differ per platform; the prefix makes the `all` rollup's
-        -- "distinct accounts" explicit instead of relying on that.
-        unioned.platform || ':' || unioned.actor as account_key,
         cast(unioned.posted_at as date) as posted_on,
         cast({{ dbt.date_trunc('month', 'unioned.posted_at') }} as date) as posted_month
     from unioned

@@ -1,9 +1,39 @@
 -- Each thread with its first response by another non-bot account. Staff replies count
 -- (answering is their job); the opener's own replies and bots' replies do not.
+-- Incremental: a post from the first day staging can have changed (macro
+-- incremental_since) can only change its own thread, however old (a late reply); a daily
+-- build recomputes exactly those threads from all their posts.
+{{ config(
+    materialized='incremental',
+    unique_key=['source', 'thread_id'],
+    incremental_strategy='delete+insert',
+) }}
+{%- set since = incremental_since('opened_at') %}
 with
 
-posts as (
+all_posts as (
     select * from {{ ref('int_posts_unioned') }}
+),
+
+{% if since -%}
+changed_threads as (
+    select distinct
+        all_posts.source,
+        all_posts.thread_id
+    from all_posts
+    where all_posts.posted_at >= cast('{{ since }}' as date)
+),
+
+{% endif -%}
+posts as (
+    select all_posts.*
+    from all_posts
+    {%- if since %}
+    inner join changed_threads
+        on
+            all_posts.source = changed_threads.source
+            and all_posts.thread_id = changed_threads.thread_id
+    {%- endif %}
 ),
 
 threads as (

@@ -18,7 +18,8 @@ newcomers as (
 
     select
         'all' as platform,
-        first_contributions.member_key,
+        -- Pseudonyms differ per platform anyway; the prefix says so explicitly.
+        first_contributions.platform || ':' || first_contributions.member_key as member_key,
         first_contributions.first_month
     from {{ ref('int_members_first_contributions') }} as first_contributions
 ),
@@ -34,7 +35,7 @@ active as (
 
     select
         'all' as platform,
-        active_monthly.member_key,
+        active_monthly.platform || ':' || active_monthly.member_key as member_key,
         active_monthly.activity_month
     from {{ ref('int_members_active_monthly') }} as active_monthly
 ),
