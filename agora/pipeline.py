@@ -88,8 +88,7 @@ def load_landing(cfg: AgoraConfig) -> dict[str, Any]:
     from agora.pg_landing import PgSettings
     from agora.pg_landing import load_landing as _load
 
-    settings = PgSettings.for_config(cfg)
-    return {"target": "postgres", "rows": _load(cfg.path("landing"), settings), "warehouse": settings.url}
+    return {"target": "postgres", **_load(cfg.path("landing"), PgSettings.for_config(cfg)).as_dict()}
 
 
 def validate_marts(cfg: AgoraConfig) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import duckdb
 import pytest
@@ -118,10 +119,7 @@ def test_community_kpis_cover_all_platforms_with_published_and_suppressed_values
     assert flags == {True, False}
 
 
-def test_landing_load_is_idempotent(builds):
-    cfg, _, _, settings = builds
-    first = load_landing(cfg.path("landing"), settings)
-    second = load_landing(cfg.path("landing"), settings)
+def _landing_counts(settings: PgSettings) -> tuple[int, int, int]:
     con = settings.connect()
     with con.cursor() as cur:
         cur.execute("select count(*), count(distinct (source, record_type, record_id)) from landing.events")
@@ -129,8 +127,46 @@ def test_landing_load_is_idempotent(builds):
         cur.execute("select count(*) from landing.events where title is not null")
         titled = cur.fetchone()[0]
     con.close()
-    assert first == second == count == distinct > 0
+    return count, distinct, titled
+
+
+def test_landing_load_copies_only_new_or_changed_files(builds, tmp_path, postgres):
+    """A daily load costs the new files, not the history; rewritten and vanished files are replaced."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from agora.landing import landing_files
+
+    cfg, *_ = builds
+    root = tmp_path / "landing"
+    shutil.copytree(cfg.path("landing"), root)
+    postgres.create_database("agora_landing_files")
+    settings = PgSettings(postgres.host, postgres.port, SUPERUSER, PASSWORD, "agora_landing_files")
+    files = landing_files(str(root))
+    file_rows = {f: pq.read_metadata(f).num_rows for f in files}
+
+    first = load_landing(str(root), settings)
+    count, distinct, titled = _landing_counts(settings)
+    assert (first.files_loaded, first.files_removed) == (len(files), 0)
+    assert first.rows == first.rows_loaded == count == distinct == sum(file_rows.values()) > 0
     assert titled > 0  # team sources keep title/text
+
+    again = load_landing(str(root), settings)
+    assert (again.files_loaded, again.files_removed, again.rows_loaded, again.rows) == (0, 0, 0, count)
+
+    rewritten, gone = files[0], files[-1]
+    table = pq.read_table(rewritten)
+    pq.write_table(table.slice(0, len(table) - 1), rewritten)  # e.g. an erasure dropped a row
+    os.remove(gone)
+    changed = load_landing(str(root), settings)
+    expected = sum(file_rows.values()) - 1 - file_rows[gone]
+    assert (changed.files_loaded, changed.files_removed) == (1, 1)
+    assert changed.rows_loaded == len(table) - 1
+    assert changed.rows == _landing_counts(settings)[0] == expected
+
+    full = load_landing(str(root), settings, full=True)
+    assert full.files_loaded == len(files) - 1 and full.rows == expected
 
 
 def test_landing_load_keeps_awkward_text_and_tags_exactly(tmp_path, postgres):
@@ -141,7 +177,7 @@ def test_landing_load_keeps_awkward_text_and_tags_exactly(tmp_path, postgres):
     write_learnings(tmp_path, [{"date": "2025-01-20", "title": "Awkward", "text": text, "tags": ['a "b"', "c,d"]}])
     postgres.create_database("agora_copy")
     settings = PgSettings(postgres.host, postgres.port, SUPERUSER, PASSWORD, "agora_copy")
-    assert load_landing(str(tmp_path), settings) == 1
+    assert load_landing(str(tmp_path), settings).rows == 1
     con = settings.connect()
     with con.cursor() as cur:
         cur.execute("select text, tags, occurred_at at time zone 'UTC' from landing.events")
