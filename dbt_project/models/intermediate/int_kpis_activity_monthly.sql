@@ -5,10 +5,11 @@
 -- reactivation (which look back), every later month, never an earlier one. A daily build
 -- recomputes the months from the month of the first day staging can have changed (macro
 -- incremental_since; in practice the last one or two), reading the month before them for
--- retention and all earlier months of their members for reactivation.
+-- retention and all earlier months of their members for reactivation. Keyed on the month
+-- alone, as int_members_active_monthly explains.
 {{ config(
     materialized='incremental',
-    unique_key=['month', 'platform'],
+    unique_key='month',
     incremental_strategy='delete+insert',
 ) }}
 {%- set since = incremental_since('month', month=true) %}

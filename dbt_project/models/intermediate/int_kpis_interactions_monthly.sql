@@ -6,7 +6,7 @@
 -- member contribution is new turns older replies to them into pairs, in their months.
 {{ config(
     materialized='incremental',
-    unique_key=['month', 'platform'],
+    unique_key='month',
     incremental_strategy='delete+insert',
 ) }}
 {%- set since = incremental_since('month', month=true) %}

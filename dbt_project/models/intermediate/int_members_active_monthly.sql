@@ -1,9 +1,11 @@
 -- One row per member and month with at least one contribution.
 -- Incremental: a daily build recomputes whole months from the month of the first day
--- staging can have changed (macro incremental_since) and replaces those months.
+-- staging can have changed (macro incremental_since) and replaces those months. The key
+-- is the month alone: delete+insert then deletes with `month in (...)`; a column list
+-- would join every old row of a month to every new one (28 s at 10 M events).
 {{ config(
     materialized='incremental',
-    unique_key=['platform', 'activity_month'],
+    unique_key='activity_month',
     incremental_strategy='delete+insert',
 ) }}
 {%- set since = incremental_since('activity_month', month=true) %}
