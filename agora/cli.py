@@ -108,12 +108,7 @@ def validate(
         err.print("error: validate takes 'landing' or 'marts'")
         raise typer.Exit(2)
     try:
-        if what == "landing" and full:
-            from expectations import validate_landing
-
-            res = validate_landing(cfg, full=True).as_dict()
-        else:
-            res = pipeline.validate_landing(cfg) if what == "landing" else pipeline.validate_marts(cfg)
+        res = pipeline.validate_landing(cfg, full=full) if what == "landing" else pipeline.validate_marts(cfg)
     except Exception as e:  # noqa: BLE001
         raise _fail(f"{what} contract", e) from None
     console.print(f"[green]{what} contract passed[/] {json.dumps(res, default=str)}")

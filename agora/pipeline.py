@@ -36,10 +36,11 @@ def extract(cfg: AgoraConfig, source: str, since: Any = None, until: Any = None)
     return run_extract(cfg, source, since, until).as_dict()
 
 
-def validate_landing(cfg: AgoraConfig) -> dict[str, Any]:
+def validate_landing(cfg: AgoraConfig, full: bool = False) -> dict[str, Any]:
+    """The landing contract on files new or changed since its last pass (`full`: on every file)."""
     from expectations import validate_landing as _validate
 
-    return _as_dict(_validate(cfg))
+    return _as_dict(_validate(cfg, full=full))
 
 
 def build(cfg: AgoraConfig, full_refresh: bool = False) -> dict[str, Any]:

@@ -298,6 +298,22 @@ def test_a_second_run_checks_no_old_file(community):
     assert (full.files_checked, full.files_unchanged, full.rows_checked) == (4, 0, 22)
 
 
+def test_cli_validate_landing_full_rechecks_every_file(community):
+    from typer.testing import CliRunner
+
+    from agora.cli import app
+
+    cfg, landing, _ = community
+    config = str(Path(cfg.root) / "agora.yml")
+    runs = [
+        CliRunner().invoke(app, ["validate", "landing", *extra, "--config", config], env={"COLUMNS": "400"})
+        for extra in ([], [], ["--full"])
+    ]
+    assert [r.exit_code for r in runs] == [0, 0, 0], [r.output for r in runs]
+    checked = [json.loads(r.output.split("passed", 1)[1])["files_checked"] for r in runs]
+    assert checked == [3, 0, 3]
+
+
 def test_a_replaced_file_is_checked_again(community):
     cfg, landing, quarantine = community
     validate_landing(cfg)
