@@ -26,13 +26,7 @@ source as (
 ),
 
 ranked as (
-    select
-        source.*,
-        row_number() over (
-            partition by source.source, source.record_type, source.record_id
-            order by source.extracted_at desc, source.run_id desc
-        ) as copy_rank
-    from source
+    {{ latest_copies('source') }}
 ),
 
 renamed as (
@@ -57,7 +51,6 @@ renamed as (
         coalesce(ranked.is_bot, false) as is_bot,
         coalesce(ranked.is_staff, false) as is_staff
     from ranked
-    where ranked.copy_rank = 1
 )
 
 select * from renamed
