@@ -414,3 +414,24 @@ def test_mart_contract_on_postgres_names_small_groups_and_identifying_columns(pg
         "marts.community_kpis_monthly: small_groups_publish_no_values failed on 1 rows",
         "marts.top_posters: no_identifying_columns failed on 1 columns [columns: actor]",
     ]
+
+
+@pytest.mark.parametrize(("sslmode", "connects"), [("disable", True), ("require", False)])
+def test_dbt_connects_with_the_configured_sslmode(builds, tmp_path, monkeypatch, sslmode, connects):
+    """profiles.yml reads AGORA_PG_SSLMODE: `require` against this non-TLS server must fail."""
+    from agora.warehouse import run_dbt
+
+    _, _, _, settings = builds
+    for name, value in {
+        "AGORA_PG_HOST": settings.host,
+        "AGORA_PG_PORT": str(settings.port),
+        "AGORA_PG_USER": settings.user,
+        "AGORA_PG_PASSWORD": settings.password,
+        "AGORA_PG_DBNAME": settings.dbname,
+        "AGORA_PG_SSLMODE": sslmode,
+    }.items():
+        monkeypatch.setenv(name, value)
+    proc = run_dbt(None, ["show", "--inline", "select 1 as ok"], target_path=tmp_path, check=False, target="postgres")
+    assert (proc.returncode == 0) is connects, proc.stdout[-2000:]
+    if not connects:
+        assert "ssl" in proc.stdout.lower(), proc.stdout[-2000:]
