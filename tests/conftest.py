@@ -14,6 +14,19 @@ sys.path.insert(0, str(ROOT))
 TEST_KEY = "test-pseudonym-key-0123456789abcdef"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _module_pseudonym_key():
+    """Module fixtures (a warehouse or a demo built once per file) run with the tests' key.
+
+    Autouse fixtures come first within their scope, so this is set before any other module
+    fixture, and undone after the module: a demo started there (which would otherwise
+    generate a key into os.environ) cannot change the key of later modules' fixtures.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AGORA_PSEUDONYM_KEY", TEST_KEY)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _pseudonym_key(monkeypatch):
     """Every test runs with a known key; real keys come from the environment only."""

@@ -132,6 +132,7 @@ def _req(platform: str, account: str) -> privacy.Request:
 
 def test_handles_resolve_to_the_ids_connectors_pseudonymise(workdir, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # the CLI quiets it, and an in-process CLI test may have run
     monkeypatch.setenv("X_PRIV_TOKEN", "test-token")
     with ReplayServer() as server:
         server.add("/users/octo-cat", {"login": "octo-cat", "id": 5830001, "name": "Octo Cat", "email": "o@c.at"})
