@@ -21,3 +21,25 @@
     {%- set value = run_query('select cast(' ~ start ~ ' as date) from ' ~ this).columns[0].values()[0] -%}
     {{ return(value | string if value is not none else none) }}
 {%- endmacro %}
+
+{#- The rows of `relation` (a CTE name) whose `keys` have a row with `posted_at` on or
+    after `since`, the members or threads an incremental run recomputes from their whole
+    history; every row when `since` is none (a full build). -#}
+{% macro rows_of_keys_touched_since(relation, keys, since) -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    {%- if since %}
+    inner join (
+        select distinct
+            {%- for key in keys %}
+            {{ relation }}.{{ key }}{{ "," if not loop.last }}
+            {%- endfor %}
+        from {{ relation }}
+        where {{ relation }}.posted_at >= cast('{{ since }}' as date)
+    ) as touched
+        on
+        {%- for key in keys %}
+            {{ "and " if not loop.first }}{{ relation }}.{{ key }} = touched.{{ key }}
+        {%- endfor %}
+    {%- endif %}
+{%- endmacro %}

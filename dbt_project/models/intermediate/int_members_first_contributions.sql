@@ -15,25 +15,8 @@ all_contributions as (
     select * from {{ ref('int_member_contributions_filtered') }}
 ),
 
-{% if since -%}
-changed_members as (
-    select distinct
-        all_contributions.platform,
-        all_contributions.member_key
-    from all_contributions
-    where all_contributions.posted_at >= cast('{{ since }}' as date)
-),
-
-{% endif -%}
 contributions as (
-    select all_contributions.*
-    from all_contributions
-    {%- if since %}
-    inner join changed_members
-        on
-            all_contributions.platform = changed_members.platform
-            and all_contributions.member_key = changed_members.member_key
-    {%- endif %}
+    {{ rows_of_keys_touched_since('all_contributions', ['platform', 'member_key'], since) }}
 ),
 
 firsts as (

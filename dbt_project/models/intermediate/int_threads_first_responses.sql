@@ -15,25 +15,8 @@ all_posts as (
     select * from {{ ref('int_posts_unioned') }}
 ),
 
-{% if since -%}
-changed_threads as (
-    select distinct
-        all_posts.source,
-        all_posts.thread_id
-    from all_posts
-    where all_posts.posted_at >= cast('{{ since }}' as date)
-),
-
-{% endif -%}
 posts as (
-    select all_posts.*
-    from all_posts
-    {%- if since %}
-    inner join changed_threads
-        on
-            all_posts.source = changed_threads.source
-            and all_posts.thread_id = changed_threads.thread_id
-    {%- endif %}
+    {{ rows_of_keys_touched_since('all_posts', ['source', 'thread_id'], since) }}
 ),
 
 threads as (
