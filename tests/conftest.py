@@ -12,6 +12,8 @@ SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
 TEST_KEY = "test-pseudonym-key-0123456789abcdef"
+# Every mart the dbt project builds (one model file each), for tests comparing them all.
+MARTS = tuple(sorted(p.stem for p in (ROOT / "dbt_project" / "models" / "marts").glob("*.sql")))
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -26,19 +26,10 @@ import pytest
 from agora.config import load_config
 from agora.landing import write_landing
 from agora.warehouse import build, warehouse_path
-from tests.conftest import write_config
+from tests.conftest import MARTS, write_config
 from tests.landing_factory import _row, actor, write_mixed_community
 from tests.postgres import PASSWORD, SUPERUSER
 
-MARTS = (
-    "community_kpis_monthly",
-    "cohort_retention",
-    "feedback_loop_monthly",
-    "nps_quarterly",
-    "team_activity_monthly",
-    "learnings",
-    "kpi_catalog",
-)
 # Incremental intermediates: each must match the full refresh row for row, not only
 # through the marts (a stale row there would surface in a later month's KPI).
 INTERMEDIATES = (

@@ -18,19 +18,9 @@ import pytest
 from agora.config import load_config
 from agora.pg_landing import PgSettings, load_landing
 from agora.warehouse import build, warehouse_path
-from tests.conftest import write_config
+from tests.conftest import MARTS, write_config
 from tests.landing_factory import LandingFactory, actor, write_mixed_community
 from tests.postgres import PASSWORD, SUPERUSER
-
-MARTS = (
-    "community_kpis_monthly",
-    "cohort_retention",
-    "feedback_loop_monthly",
-    "nps_quarterly",
-    "team_activity_monthly",
-    "learnings",
-    "kpi_catalog",
-)
 
 
 def _rows(cursor, mart: str, columns: list[str]) -> list[tuple]:
