@@ -46,16 +46,7 @@
 
     union all
 
-    select ranked.* exclude (key_hash)
-    from (
-        select
-            keyed.*,
-            row_number() over (
-                partition by keyed.source, keyed.record_type, keyed.record_id
-                order by keyed.extracted_at desc, keyed.run_id desc
-            ) as copy_rank
-        from keyed
-        semi join repeated on keyed.key_hash = repeated.key_hash
-    ) as ranked
-    where ranked.copy_rank = 1
+    {{ default__latest_copies(
+        '(select keyed.* exclude (key_hash) from keyed semi join repeated on keyed.key_hash = repeated.key_hash)'
+    ) }}
 {%- endmacro %}
