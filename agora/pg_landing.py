@@ -128,7 +128,7 @@ def _read_files(fs, root: str, paths: list[str]) -> pa.Table:
     DuckDB reads the file list in parallel (~3x faster than pyarrow file by file on
     thousands of small files), through the landing's fsspec filesystem when it is not
     local; the empty row set supplies title/text when no team file is among them, as in
-    the dbt macro `landing_events`.
+    the dbt macro `latest_landed_copies`.
     """
     if not paths:
         return TEAM_SCHEMA.append(pa.field(FILE_COLUMN, pa.string())).empty_table()

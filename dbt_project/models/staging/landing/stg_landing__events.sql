@@ -21,12 +21,8 @@
 
 with
 
-source as (
-    {{ landing_events(source('landing', 'events'), since) }}
-),
-
 ranked as (
-    {{ latest_copies('source') }}
+    {{ latest_landed_copies(source('landing', 'events'), since) }}
 ),
 
 renamed as (
