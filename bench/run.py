@@ -1,4 +1,5 @@
-"""Run the pipeline on synthetic data: full build, then one added day; time every stage.
+"""Run the pipeline on synthetic data: full build, one added day, then a run with nothing
+new (the fixed cost of a daily run); time every stage.
 
 The stages are the ones `agora run` chains after extraction (landing contract, dbt
 build, mart contract, publish), called through the same functions. dbt artifacts go to
@@ -39,7 +40,7 @@ PEAK_RSS_MAX_MB = 4096
 
 @dataclass
 class Stage:
-    phase: str  # generate | reference | full | incremental
+    phase: str  # setup | generate | reference | full | incremental | unchanged
     name: str
     seconds: float
     cpu_seconds: float  # this process and its finished children (dbt): what the stage cost, whatever the load
@@ -190,6 +191,10 @@ def run_bench(
     )
     _pipeline(report, "incremental", cfg, target, full_refresh=False)
     report.dbt_profile["incremental"] = _dbt_profile(target, _stage_seconds(report, "incremental", "dbt build"))
+    # The same path again with nothing new: what a daily run costs whatever it brings. The
+    # added day minus this is what the day's data itself cost.
+    _pipeline(report, "unchanged", cfg, target, full_refresh=False)
+    report.dbt_profile["unchanged"] = _dbt_profile(target, _stage_seconds(report, "unchanged", "dbt build"))
 
     report.summary = _summarise(report, ref_seconds, ref_cpu, day_events)
     (work / "bench.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
@@ -266,10 +271,10 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
     def contract(phase: str) -> dict[str, Any]:
         return next(s.detail for s in report.stages if s.phase == phase and s.name == "landing contract")
 
-    full, incremental = total("full"), total("incremental")
+    full, incremental, unchanged = total("full"), total("incremental"), total("unchanged")
     build = _stage_seconds(report, "full", "dbt build")
     # The generator is not part of the pipeline: the target is about the pipeline's stages.
-    peak = max(s.peak_rss_mb for s in report.stages if s.phase in ("full", "incremental", "reference"))
+    peak = max(s.peak_rss_mb for s in report.stages if s.phase in ("full", "incremental", "unchanged", "reference"))
     # Largest single child (dbt) and this process, exact, as the kernel counted them.
     children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -280,9 +285,12 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
         "full_seconds": full,
         "full_dbt_build_seconds": build,
         "incremental_seconds": incremental,
+        "unchanged_seconds": unchanged,
+        "added_day_marginal_seconds": round(incremental - unchanged, 2),
         "reference_cpu_seconds": round(ref_cpu, 2),
         "full_cpu_seconds": cpu("full"),
         "incremental_cpu_seconds": cpu("incremental"),
+        "unchanged_cpu_seconds": cpu("unchanged"),
         "full_events_per_second": round(report.events / full) if full else None,
         "full_vs_reference": round(full / ref_seconds, 1) if ref_seconds else None,
         "dbt_build_vs_reference": round(build / ref_seconds, 1) if ref_seconds else None,

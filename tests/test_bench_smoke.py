@@ -70,7 +70,7 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((work / "bench.json").read_text())
     stages = {(s["phase"], s["name"]) for s in report["stages"]}
-    for phase in ("full", "incremental"):
+    for phase in ("full", "incremental", "unchanged"):
         for name in ("landing contract", "dbt build", "mart contract", "publish"):
             assert (phase, name) in stages
     summary = report["summary"]
@@ -92,6 +92,15 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
     assert incremental_contract["detail"]["files_unchanged"] == history["files"]
     assert incremental_contract["detail"]["expectations_evaluated"] == 12
     assert "incremental_landing_contract_checked" in summary
+    # Nothing new: the landing contract reads no file, and the day's marginal cost is reported.
+    unchanged_contract = next(
+        s for s in report["stages"] if s["phase"] == "unchanged" and s["name"] == "landing contract"
+    )
+    assert unchanged_contract["detail"]["files_checked"] == 0
+    assert unchanged_contract["detail"]["files_unchanged"] == history["files"] + added["files"]
+    assert summary["added_day_marginal_seconds"] == round(
+        summary["incremental_seconds"] - summary["unchanged_seconds"], 2
+    )
     publish = next(s for s in report["stages"] if s["phase"] == "incremental" and s["name"] == "publish")
     assert publish["detail"]["tables"]["community_kpis_monthly"] > 0
     assert any(r["node"] == "stg_landing__events" for r in report["dbt_profile"]["full"])
