@@ -10,18 +10,22 @@ quarantined files are taken out (a file moved back is then checked again). So th
 contract's cost follows the new data, not the history. ``full=True`` (``agora validate
 --full``) ignores the ledger and checks everything.
 
-Two suites run in a throwaway DuckDB database (nothing is written to the warehouse):
+Two suites run in a throwaway in-memory DuckDB database (nothing is written to the warehouse):
 
 1. ``landing_file_columns`` — one row per (file, column), read from Parquet footers. A
    file must hold exactly the envelope columns with their types; ``title``/``text`` only
    when every row of the file comes from a team platform. Files failing this are left
    out of step 2, so one malformed file cannot break the checks of the others.
-2. ``landing`` — the columns the row checks need, from the remaining files, in one
-   table (a table rather than a view because a dozen checks would otherwise each re-open
-   every file): pseudonyms are 64 lowercase hex or null,
-   required fields present, ``occurred_at`` not in the future, known platform and record
-   type, keys unique, and team-written text free of e-mail addresses, phone numbers and
-   @handles.
+2. ``landing`` — the remaining files read once into one narrow table: per row its file,
+   key, ``extracted_at``, a hash of the key, and one flag per row rule, computed while
+   loading (a table rather than a view because a dozen checks would otherwise each
+   re-open every file; flags rather than copied columns because the pseudonym columns
+   are the widest and their test the costliest): pseudonyms are 64 lowercase hex or
+   null, required fields present, ``occurred_at`` not in the future, known platform and
+   record type, and team-written text (team files only) free of e-mail addresses, phone
+   numbers and @handles. Each rule is still its own GX expectation, selecting its
+   flagged rows. The key checks look only at keys whose hash is repeated, comparing the
+   real keys there.
 
 Uniqueness: ``(source, record_type, record_id)`` must be unique within a file. Across
 files a key may repeat — a rerun of an overlapping window legitimately lands a record
@@ -53,6 +57,7 @@ import posixpath
 import shutil
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,97 +98,133 @@ TEAM_TEXT = "coalesce(title, '') || ' ' || coalesce(text, '')"
 KEY = "source, record_type, record_id"
 # Keys of already-validated files in the partitions the new files touch.
 VALIDATED_KEYS = "landing_validated_keys"
+# Key hashes seen more than once among the checked and the compared rows: the only
+# candidates for the key checks, which then compare the real keys.
+REPEATED_KEYS = "landing_repeated_keys"
+FILES = "landing_files"  # file_id -> filename of every file in the tables above
 LEDGER = "landing-contract"  # <state>/landing-contract.json; not a valid source name
 
 
 @dataclass(frozen=True)
 class Check:
-    """One expectation: `sql` selects the offending rows (filename, record_id) from {batch}."""
+    """One expectation over the ``landing`` table; its query selects the offending (file_id, record_id).
+
+    A row rule has a `predicate`: SQL over one envelope row, true when the row offends.
+    Loading evaluates it once per row into the boolean column `flag`, so the expectation
+    only selects the flagged rows (a dozen checks do not each re-evaluate regexes over
+    every row). `team_text` rules read title/text, which only team files hold (elsewhere
+    there is no text to match). A rule across rows (keys) gives its own `query`.
+    """
 
     name: str
     description: str
-    sql: str
+    predicate: str = ""
+    query: str = ""
+    team_text: bool = False
+
+    @property
+    def flag(self) -> str:
+        return f"fails_{self.name}"
+
+    @property
+    def sql(self) -> str:
+        return self.query or f"select file_id, record_id from {{batch}} where {self.flag}"  # noqa: S608
 
 
 def _in_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
+def _not_pseudonym(column: str) -> str:
+    """Set and not 64 lowercase hex: the same rows as ``not regexp_full_match(c, '[0-9a-f]{64}')``.
+
+    A string of [0-9a-f] only is ASCII, so its byte length is its length. A search for one
+    character outside the class costs about half of the anchored 64-repetition match.
+    """
+    return f"{column} is not null and (strlen({column}) <> 64 or regexp_matches({column}, '[^0-9a-f]'))"
+
+
+# Candidate rows of the key checks: key hash repeated (see REPEATED_KEYS).
+_CANDIDATES = f"select file_id, {KEY}, extracted_at from {{batch}} semi join {REPEATED_KEYS} using (key_hash)"  # noqa: S608
+
 ROW_CHECKS = (
     Check(
         "required_fields_not_null",
         "source, platform, record_type, record_id, occurred_at and extracted_at are set",
-        "select filename, record_id from {batch} where source is null or platform is null "
-        "or record_type is null or record_id is null or occurred_at is null or extracted_at is null",
+        predicate="source is null or platform is null or record_type is null or record_id is null "
+        "or occurred_at is null or extracted_at is null",
     ),
     Check(
         "actor_is_pseudonym_or_null",
         "actor is 64 lowercase hex characters (an HMAC-SHA256 pseudonym) or null",
-        "select filename, record_id from {batch} "
-        "where actor is not null and not regexp_full_match(actor, '[0-9a-f]{64}')",
+        predicate=_not_pseudonym("actor"),
     ),
     Check(
         "parent_actor_is_pseudonym_or_null",
         "parent_actor is 64 lowercase hex characters or null",
-        "select filename, record_id from {batch} "
-        "where parent_actor is not null and not regexp_full_match(parent_actor, '[0-9a-f]{64}')",
+        predicate=_not_pseudonym("parent_actor"),
     ),
     Check(
         "occurred_at_not_in_future",
         "occurred_at is not later than now (10 minutes of clock skew allowed)",
-        f"select filename, record_id from {{batch}} where occurred_at > now() + {FUTURE_TOLERANCE}",  # noqa: S608
+        predicate=f"occurred_at > now() + {FUTURE_TOLERANCE}",
     ),
     Check(
         "platform_known",
         f"platform is one of {', '.join(PLATFORMS)}",
-        f"select filename, record_id from {{batch}} where platform not in ({_in_list(PLATFORMS)})",  # noqa: S608
+        predicate=f"platform not in ({_in_list(PLATFORMS)})",
     ),
     Check(
         "record_type_known",
         f"record_type is one of {', '.join(RECORD_TYPES)}",
-        f"select filename, record_id from {{batch}} where record_type not in ({_in_list(RECORD_TYPES)})",  # noqa: S608
+        predicate=f"record_type not in ({_in_list(RECORD_TYPES)})",
     ),
     Check(
         "key_unique_within_file",
         "(source, record_type, record_id) appears once per file",
-        f"select filename, record_id from (select filename, record_id, "  # noqa: S608
-        f"count(*) over (partition by filename, {KEY}) as copies from {{batch}}) as counted where copies > 1",
+        query=f"select file_id, record_id from (select file_id, record_id, "  # noqa: S608
+        f"count(*) over (partition by file_id, {KEY}) as copies from ({_CANDIDATES}) as candidates) as counted "
+        "where copies > 1",
     ),
     Check(
         "key_unique_after_dedup",
         "the latest extracted_at copy of each (source, record_type, record_id) is in one file only",
-        # Compared with the validated files of the same dt partitions (see the module doc);
-        # only keys landed more than once need the window functions (few, usually none).
-        f"with keyed as (select filename, {KEY}, extracted_at from {{batch}} "  # noqa: S608
-        f"union all select filename, {KEY}, extracted_at from {VALIDATED_KEYS} semi join {{batch}} using ({KEY})), "
+        # Compared with the validated files of the same dt partitions (see the module doc).
+        query=f"with candidates as ({_CANDIDATES}), "  # noqa: S608
+        f"keyed as (select file_id, {KEY}, extracted_at from candidates "
+        f"union all select file_id, {KEY}, extracted_at from {VALIDATED_KEYS} "
+        f"semi join candidates using ({KEY})), "
         f"repeated as (select {KEY} from keyed group by all having count(*) > 1), "
         f"latest as (select * from keyed semi join repeated using ({KEY}) "
         f"qualify extracted_at = max(extracted_at) over (partition by {KEY})) "
-        f"select filename, record_id from (select filename, record_id, "
-        f"min(filename) over (partition by {KEY}) as first_file, "
-        f"max(filename) over (partition by {KEY}) as last_file from latest) as tied where first_file <> last_file",
+        f"select file_id, record_id from (select file_id, record_id, "
+        f"min(file_id) over (partition by {KEY}) as first_file, "
+        f"max(file_id) over (partition by {KEY}) as last_file from latest) as tied where first_file <> last_file",
     ),
     Check(
         "team_text_has_no_email",
         "team-written title/text holds no e-mail address",
-        f"select filename, record_id from {{batch}} where regexp_matches({TEAM_TEXT}, '{EMAIL_RE}')",  # noqa: S608
+        predicate=f"regexp_matches({TEAM_TEXT}, '{EMAIL_RE}')",
+        team_text=True,
     ),
     Check(
         "team_text_has_no_phone",
         "team-written title/text holds no phone number",
-        f"select filename, record_id from {{batch}} where regexp_matches({TEAM_TEXT}, '{PHONE_RE}')",  # noqa: S608
+        predicate=f"regexp_matches({TEAM_TEXT}, '{PHONE_RE}')",
+        team_text=True,
     ),
     Check(
         "team_text_has_no_handle",
         "team-written title/text holds no @handle",
-        f"select filename, record_id from {{batch}} where regexp_matches({TEAM_TEXT}, '{HANDLE_RE}')",  # noqa: S608
+        predicate=f"regexp_matches({TEAM_TEXT}, '{HANDLE_RE}')",
+        team_text=True,
     ),
 )
 
 COLUMNS_CHECK = Check(
     "columns_match_envelope",
     "each file has exactly the envelope columns and types; title/text only in team-platform files",
-    "select c.filename, c.column_name from {batch} as c "
+    query="select c.filename, c.column_name from {batch} as c "
     "left join landing_expected_columns as e on e.column_name = c.column_name "
     "where e.column_name is null or not c.type_ok or (e.team_only and not c.team_file) "
     "union all "
@@ -280,16 +321,41 @@ def _inspect_files(fs: fsspec.AbstractFileSystem, root: str, paths: list[str]) -
     return out
 
 
-def _connect(db_path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    # Same memory cap as the dbt profile: spill to disk rather than grow with the history.
-    config: dict[str, Any] = {
-        "memory_limit": os.environ.get("AGORA_DUCKDB_MEMORY_LIMIT", "2GB"),
-        "preserve_insertion_order": False,
-    }
-    return duckdb.connect(db_path, read_only=read_only, config=config)
+class _Scratch:
+    """A throwaway in-memory DuckDB database that GX opens too, by its name.
+
+    In memory rather than a temporary file: writing the 10 M-row table to a file (compressed,
+    checkpointed) cost a third more CPU than loading it. Past the memory cap DuckDB spills to
+    `tmp`. DuckDB shares a named in-memory database with every connection of this process that
+    opens it with the same settings; duckdb-engine adds its own (a user agent), so this side
+    connects through SQLAlchemy and duckdb-engine as GX does. The database lives while a
+    connection to it is open: this one, until `close`.
+    """
+
+    def __init__(self, tmp: str) -> None:
+        import sqlalchemy as sa
+
+        self.url = f"duckdb:///:memory:agora_landing_contract_{uuid.uuid4().hex}"
+        # Same memory cap as the dbt profile: spill to disk rather than grow with the history.
+        config: dict[str, Any] = {
+            "memory_limit": os.environ.get("AGORA_DUCKDB_MEMORY_LIMIT", "2GB"),
+            "preserve_insertion_order": False,
+            "temp_directory": tmp,
+        }
+        self.engine_kwargs: dict[str, Any] = {"connect_args": {"config": config}}
+        self._engine = sa.create_engine(self.url, **self.engine_kwargs)
+        self._connection = self._engine.raw_connection()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self._connection.driver_connection  # duckdb-engine's wrapper passes calls through
+
+    def close(self) -> None:
+        self._connection.close()
+        self._engine.dispose()
 
 
-def _prepare_db(db_path: str, files: list[_File]) -> None:
+def _prepare_db(db: _Scratch, files: list[_File]) -> None:
     file_columns = pa.Table.from_pylist(
         [
             {"filename": f.url, "column_name": n, "column_type": t, "type_ok": ok, "team_file": f.team_file}
@@ -307,15 +373,12 @@ def _prepare_db(db_path: str, files: list[_File]) -> None:
         ),
     )
     expected = pa.Table.from_pylist([{"column_name": n, "team_only": n in _TEAM_ONLY} for n in _EXPECTED_TYPES])
-    con = _connect(db_path)
-    try:  # from Arrow, not executemany: row-by-row inserts take seconds per thousand rows
-        con.from_arrow(file_columns).create("landing_file_columns")
-        con.from_arrow(expected).create("landing_expected_columns")
-    finally:
-        con.close()
+    # From Arrow, not executemany: row-by-row inserts take seconds per thousand rows.
+    db.con.from_arrow(file_columns).create("landing_file_columns")
+    db.con.from_arrow(expected).create("landing_expected_columns")
 
 
-# What the row checks read. The other envelope columns (tags, run_id, ...) are held to
+# What the row rules read. The other envelope columns (tags, run_id, ...) are held to
 # their types by the column check and have no row rule: not reading them cuts the load's
 # CPU by a third.
 ROW_COLUMNS = (
@@ -330,62 +393,82 @@ ROW_COLUMNS = (
 )
 
 
-def _load_landing(db_path: str, files: list[_File], validated: list[str]) -> None:
-    """Copy the files into one table: a dozen checks then scan it, not every file a dozen times.
+def _load_landing(db: _Scratch, files: list[_File], validated: list[str]) -> None:
+    """Read the files once into a narrow table: keys, the key hash and one flag per row rule.
 
+    The checks then select flagged rows or repeated keys instead of each re-reading the
+    files or rescanning copied actors (the pseudonym columns are read, tested and dropped).
     The files passed the column check, so each holds every envelope column: one
     ``read_parquet`` per set of team text columns present (DuckDB matches columns by name
     and casts the types the column check allows), no ``union_by_name`` pass over every
     footer. `validated` files (already passed, same partitions) contribute only their
-    keys, for the cross-file tie check.
+    keys, for the cross-file tie check. Files are numbered in ``landing_files`` (a file id
+    per row costs less than a file name per row).
     """
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for f in files:
         groups[tuple(sorted(_TEAM_ONLY & {n for n, _, _ in f.columns}))].append(f.url)
-    selects = []
-    for team_columns, urls in sorted(groups.items()):
-        # Team text columns exist only in team files; the text checks need them everywhere.
+    selects, urls = [], []
+    for team_columns, group in sorted(groups.items()):
+        # Title/text exist only in team files (the column check saw to it); without them no text rule can match.
         text = ", ".join(n if n in team_columns else f"null::varchar as {n}" for n in sorted(_TEAM_ONLY))
+        flags = ", ".join(
+            f"{c.predicate if team_columns or not c.team_text else 'false'} as {c.flag}"
+            for c in ROW_CHECKS
+            if c.predicate
+        )
+        columns = ", ".join(ROW_COLUMNS) + (f", {text}" if team_columns else "")
         selects.append(
-            f"select filename, {', '.join(ROW_COLUMNS)}, {text} "  # noqa: S608
-            f"from read_parquet([{', '.join(_quote(u) for u in urls)}], filename=true)"
+            f"select file_index + {len(urls)} as file_id, {KEY}, extracted_at, "  # noqa: S608
+            f"hash({KEY}) as key_hash, {flags} "
+            f"from (select file_index, {columns} from read_parquet([{', '.join(_quote(u) for u in group)}])) as rows"
         )
-    con = _connect(db_path)
-    try:
-        con.execute(f"create table landing as {' union all by name '.join(selects)}")  # noqa: S608
+        urls += group
+    first_validated = len(urls)
+    urls += validated
+    con = db.con
+    con.from_arrow(pa.table({"file_id": range(len(urls)), "filename": urls})).create(FILES)
+    con.execute(f"create table landing as {' union all '.join(selects)}")  # noqa: S608
+    con.execute(
+        f"create table {VALIDATED_KEYS} (file_id bigint, source varchar, record_type varchar, "
+        "record_id varchar, extracted_at timestamptz, key_hash ubigint)"
+    )
+    if validated:
         con.execute(
-            f"create table {VALIDATED_KEYS} (filename varchar, source varchar, record_type varchar, "
-            "record_id varchar, extracted_at timestamptz)"
+            f"insert into {VALIDATED_KEYS} select file_index + {first_validated}, {KEY}, "  # noqa: S608
+            f"extracted_at, hash({KEY}) from read_parquet([{', '.join(_quote(u) for u in validated)}])"
         )
-        if validated:
-            con.execute(
-                f"insert into {VALIDATED_KEYS} select filename, {KEY}, extracted_at from "  # noqa: S608
-                f"read_parquet([{', '.join(_quote(u) for u in validated)}], filename=true)"
-            )
-    finally:
-        con.close()
+    # A hash equal to the one before it in hash order is repeated: one sort, cheaper than a
+    # 10 M-group hash aggregate. Old-against-old repeats may enter; the checks pair every
+    # candidate with a checked row's real key.
+    con.execute(
+        f"create table {REPEATED_KEYS} as select distinct key_hash from ("  # noqa: S608
+        "select key_hash, lag(key_hash) over (order by key_hash) as previous from ("
+        f"select key_hash from landing union all select key_hash from {VALIDATED_KEYS})) as ordered "
+        "where key_hash = previous"
+    )
 
 
 def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _run_suite(context: Any, db_path: str, table: str, checks: tuple[Check, ...]) -> dict[str, int]:
+def _run_suite(context: Any, db: _Scratch, table: str, checks: tuple[Check, ...]) -> dict[str, int]:
     """Validate one table with GX; return {check name: offending rows} for the failed checks.
 
-    The datasource is closed before returning: DuckDB refuses a second connection with
-    another configuration to a file this process still holds.
+    The datasource is closed before returning, so it holds no connection to the scratch database.
     """
     import great_expectations as gx
 
     from expectations.gx_duckdb import (
         UnexpectedRowCountExpectation,
-        add_duckdb_datasource,
         close_datasource,
         gx_braces,
     )
 
-    datasource = add_duckdb_datasource(context, f"landing_contract_{table}", db_path)
+    datasource = context.data_sources.add_duckdb(
+        name=f"landing_contract_{table}", connection_string=db.url, kwargs=db.engine_kwargs
+    )
     try:
         batch = datasource.add_table_asset(name=table, table_name=table).add_batch_definition_whole_table("all")
         suite = gx.ExpectationSuite(
@@ -410,17 +493,13 @@ def _run_suite(context: Any, db_path: str, table: str, checks: tuple[Check, ...]
     return failed
 
 
-def _locate(db_path: str, check: Check, table: str) -> dict[str, tuple[int, list[str]]]:
+def _locate(db: _Scratch, check: Check, table: str) -> dict[str, tuple[int, list[str]]]:
     """Offending rows per file, with a few record ids (never actors or text)."""
     rows_sql = check.sql.replace("{batch}", table)
-    con = _connect(db_path, read_only=True)
-    try:
-        found = con.execute(
-            f"select filename, count(*), array_slice(list(distinct record_id order by record_id), 1, {SAMPLE_IDS}) "  # noqa: S608
-            f"from ({rows_sql}) as offending group by filename"
-        ).fetchall()
-    finally:
-        con.close()
+    found = db.con.execute(
+        f"select filename, count(*), array_slice(list(distinct record_id order by record_id), 1, {SAMPLE_IDS}) "  # noqa: S608
+        f"from ({rows_sql}) as offending join {FILES} using (file_id) group by filename"
+    ).fetchall()
     return {f: (n, [i for i in ids if i is not None]) for f, n, ids in found}
 
 
@@ -540,15 +619,15 @@ def _run_checks(
     by_url = {f.url: f for f in db_files}
     problems: dict[str, list[dict[str, Any]]] = defaultdict(list)
     tmp = tempfile.mkdtemp(prefix="agora-landing-contract-")
-    db_path = posixpath.join(tmp, "landing.duckdb")
+    db = _Scratch(tmp)
     try:
-        _prepare_db(db_path, db_files)
+        _prepare_db(db, db_files)
         context = ephemeral_context()
 
-        failed = _run_suite(context, db_path, "landing_file_columns", (COLUMNS_CHECK,))
+        failed = _run_suite(context, db, "landing_file_columns", (COLUMNS_CHECK,))
         result.expectations_evaluated += 1
         result.expectations_passed += not failed
-        bad_schema = _locate_columns(db_path) if failed else {}
+        bad_schema = _locate_columns(db) if failed else {}
         if bad_schema:
             result.failures.append(
                 Failure(
@@ -572,14 +651,14 @@ def _run_checks(
 
         good = [f for f in db_files if f.url not in bad_schema]
         if good:
-            _load_landing(db_path, good, validated)
-            failed = _run_suite(context, db_path, "landing", ROW_CHECKS)
+            _load_landing(db, good, validated)
+            failed = _run_suite(context, db, "landing", ROW_CHECKS)
             result.expectations_evaluated += len(ROW_CHECKS)
             result.expectations_passed += len(ROW_CHECKS) - len(failed)
             for check in ROW_CHECKS:
                 if check.name not in failed:
                     continue
-                located = _locate(db_path, check, "landing")
+                located = _locate(db, check, "landing")
                 result.failures.append(
                     Failure("landing", check.name, failed[check.name], [_rel_of(cfg, u) for u in sorted(located)])
                 )
@@ -593,6 +672,7 @@ def _run_checks(
                         }
                     )
     finally:
+        db.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return problems
 
@@ -603,15 +683,11 @@ def _rel_of(cfg: AgoraConfig, url: str) -> str:
     return _rel(root_path.rstrip("/"), fs._strip_protocol(url))
 
 
-def _locate_columns(db_path: str) -> dict[str, list[str]]:
+def _locate_columns(db: _Scratch) -> dict[str, list[str]]:
     """Files failing the column check, with the unexpected, mistyped or missing column names."""
     rows_sql = COLUMNS_CHECK.sql.replace("{batch}", "landing_file_columns")
-    con = duckdb.connect(db_path, read_only=True)
-    try:
-        found = con.execute(
-            f"select filename, list(distinct column_name order by column_name) from ({rows_sql}) as offending "  # noqa: S608
-            "group by filename"
-        ).fetchall()
-    finally:
-        con.close()
+    found = db.con.execute(
+        f"select filename, list(distinct column_name order by column_name) from ({rows_sql}) as offending "  # noqa: S608
+        "group by filename"
+    ).fetchall()
     return {f: cols for f, cols in found}

@@ -249,13 +249,38 @@ def test_personal_data_patterns(text, expectation):
     from expectations.landing import ROW_CHECKS
 
     con = duckdb.connect()
-    con.execute("create table t as select 'f' as filename, 'x' as record_id, ? as title, ? as text", ["", text])
-    hits = [
-        c.name
-        for c in ROW_CHECKS
-        if c.name.startswith("team_text") and con.execute(c.sql.replace("{batch}", "t")).fetchall()
-    ]
+    con.execute("create table t as select ? as title, ? as text", ["", text])
+    hits = [c.name for c in ROW_CHECKS if c.team_text and con.execute(f"from t where {c.predicate}").fetchall()]
     assert hits == ([expectation] if expectation else [])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pseudonym(TEST_KEY, "discourse", "someone"),
+        "0" * 64,
+        "A" * 64,  # uppercase hex
+        "g" * 64,
+        "0" * 63,
+        "0" * 65,
+        "é" + "0" * 62,  # 64 bytes, 63 characters
+        "0" * 63 + "\n",
+        " " + "0" * 63,
+        "",
+        "alice_handle",
+    ],
+)
+def test_pseudonym_rule_is_the_full_hex_match(value):
+    """The cheaper pseudonym test flags exactly what ``regexp_full_match(v, '[0-9a-f]{64}')`` rejects."""
+    from expectations.landing import ROW_CHECKS
+
+    rule = next(c for c in ROW_CHECKS if c.name == "actor_is_pseudonym_or_null")
+    con = duckdb.connect()
+    con.execute("create table t as select ?::varchar as actor", [value])
+    flagged, full_match = con.execute(
+        f"select {rule.predicate}, regexp_full_match(actor, '[0-9a-f]{{64}}') from t"
+    ).fetchone()
+    assert flagged is (not full_match)
 
 
 def test_landing_contract_on_100k_rows(workdir, capsys):
