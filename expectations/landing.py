@@ -618,9 +618,10 @@ def _run_checks(
 
     by_url = {f.url: f for f in db_files}
     problems: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    tmp = tempfile.mkdtemp(prefix="agora-landing-contract-")
-    db = _Scratch(tmp)
+    tmp = tempfile.mkdtemp(prefix="agora-landing-contract-")  # where DuckDB spills past its memory cap
+    db = None
     try:
+        db = _Scratch(tmp)
         _prepare_db(db, db_files)
         context = ephemeral_context()
 
@@ -672,7 +673,8 @@ def _run_checks(
                         }
                     )
     finally:
-        db.close()
+        if db is not None:
+            db.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return problems
 
