@@ -5,9 +5,11 @@ One multi-platform community is landed in full in one place (the reference, buil
 --full-refresh) and, in another, the way daily extracts would land it: the partitions
 before a cutoff day first (initial build), then two days crossing a month boundary, then
 the rest. The later steps also carry the cases an incremental model can get wrong: a late
-reply to a thread opened months ago, an account replied to in January whose first own post
-comes in the last step (older replies to them become member pairs: January changes), and a
-record edited and re-landed by a later run. Every mart and every incremental intermediate
+reply to a thread opened months ago, the first answer to a thread left open since February,
+an account replied to in January whose first own post comes in the last step (older replies
+to them become member pairs: January changes), a member's earlier post landed after a later
+one (their first contribution moves earlier), and a record edited and re-landed by a later
+run. Every mart and every incremental intermediate
 must equal the full refresh's. To prove the daily builds do not reopen old partitions, an
 old file is replaced by garbage before the last one: DuckDB would fail on it if it read it.
 """
@@ -33,15 +35,21 @@ from tests.postgres import PASSWORD, SUPERUSER
 # Incremental intermediates: each must match the full refresh row for row, not only
 # through the marts (a stale row there would surface in a later month's KPI).
 INTERMEDIATES = (
+    "int_platform_months",
     "int_members_active_monthly",
     "int_members_first_contributions",
     "int_threads_first_responses",
+    "int_accounts_first_replied_to",
     "int_kpis_activity_monthly",
     "int_kpis_interactions_monthly",
+    "int_kpis_newcomers_monthly",
+    "int_kpis_responses_monthly",
 )
 # Partitions sort by name = by UTC day. Step 1 lands 31 March and 1 April.
 STEP_1, STEP_2 = "dt=2025-03-31", "dt=2025-04-02"
 SOURCE = "discourse_src"
+# The run that lands a member's earlier post late (in the last step, not with its partition).
+RELANDED = "relanded"
 
 
 def _config(directory: Path):
@@ -84,6 +92,34 @@ def _late_cases(landing: Path) -> None:
         ),
     ]
     write_landing(rows, str(landing), SOURCE, "late")
+    opener, answerer, early = (actor("discourse", a) for a in ("opener", "answerer", "early"))
+    write_landing(
+        [
+            # Opened in February, unanswered until a reply in the last step: an old
+            # thread's first response (February's response KPIs change).
+            _row(SOURCE, "discourse", "thread", "old-open", "2025-02-10T09:00:00Z", thread_id="old-open", actor=opener),
+            _row(
+                SOURCE,
+                "discourse",
+                "reply",
+                "old-open-answer",
+                "2025-04-25T09:00:00Z",
+                thread_id="old-open",
+                parent_id="old-open",
+                actor=answerer,
+                parent_actor=opener,
+            ),
+            # A new member's first post, landed in step 1...
+            _row(SOURCE, "discourse", "thread", "early-2", "2025-03-31T12:00:00Z", thread_id="early-2", actor=early),
+        ],
+        str(landing),
+        SOURCE,
+        "late-2",
+    )
+    # ...and an earlier post of theirs, inside the lookback window, landed only in the last
+    # step: their first contribution moves earlier and the step-1 post becomes a return.
+    row = _row(SOURCE, "discourse", "thread", "early-1", "2025-03-28T09:00:00Z", thread_id="early-1", actor=early)
+    write_landing([row], str(landing), SOURCE, RELANDED)
 
 
 def _edit(landing: Path) -> None:
@@ -110,12 +146,14 @@ def _edit(landing: Path) -> None:
     write_landing([edited], str(landing), SOURCE, "edit")
 
 
-def _copy(src: Path, dst: Path, low: str | None, high: str | None, skip_run: str | None = None) -> list[Path]:
+def _copy(
+    src: Path, dst: Path, low: str | None, high: str | None, skip_run: str | None = None, only_run: str | None = None
+) -> list[Path]:
     copied = []
     for part in sorted(src.glob("*/dt=*")):
         if (low is None or part.name >= low) and (high is None or part.name < high):
             for f in part.glob("*.parquet"):
-                if f.stem != skip_run:
+                if f.stem != skip_run and only_run in (None, f.stem):
                     target = dst / f.relative_to(src)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(f, target)
@@ -161,14 +199,18 @@ def builds(tmp_path_factory):
     _edit(landing)
     full = build(full_cfg, full_refresh=True, target_path=full_root / "t")
 
-    old = _copy(landing, daily_landing, None, STEP_1)
+    old = _copy(landing, daily_landing, None, STEP_1, skip_run=RELANDED)
     first = build(daily_cfg, target_path=daily_root / "t")
     january_before = _january_density(warehouse_path(daily_cfg))
     rows_before = _staged(warehouse_path(daily_cfg))
     # Step 1 crosses from March into April; the edited copy is not extracted yet.
     step_1 = _copy(landing, daily_landing, STEP_1, STEP_2, skip_run="edit")
     build(daily_cfg, target_path=daily_root / "t")
-    step_2 = _copy(landing, daily_landing, STEP_2, None) + _copy(landing, daily_landing, STEP_1, STEP_2)
+    step_2 = (
+        _copy(landing, daily_landing, STEP_2, None)
+        + _copy(landing, daily_landing, STEP_1, STEP_2)
+        + _copy(landing, daily_landing, None, STEP_1, only_run=RELANDED)
+    )
     # A partition well before the lookback window, made unreadable.
     oldest = next(p for p in sorted(old) if p.parent.parent.name == SOURCE)
     oldest.write_bytes(b"not parquet: an incremental build must not open this file")
@@ -217,6 +259,27 @@ def test_late_reply_and_edit_reach_the_intermediates(builds):
         con.close()
     assert members == 1
     assert edited == [(datetime(2025, 3, 31, 20), actor("discourse", "m5"), "edit")]
+
+
+def test_old_open_thread_and_earlier_post_landed_late(builds):
+    """The state the incremental models keep moves the right way: an old unanswered thread
+    gets its first response, a member's first contribution moves earlier (and the post that
+    was their first becomes a return)."""
+    _, daily_cfg, *_ = builds
+    con = duckdb.connect(warehouse_path(daily_cfg), read_only=True)
+    try:
+        thread = con.execute(
+            "select first_response_at from intermediate.int_threads_first_responses where thread_id = 'old-open'"
+        ).fetchall()
+        member = con.execute(
+            "select first_contributed_at, returned_within_30_days from intermediate.int_members_first_contributions "
+            "where member_key = ?",
+            [actor("discourse", "early")],
+        ).fetchall()
+    finally:
+        con.close()
+    assert thread == [(datetime(2025, 4, 25, 9),)]
+    assert member == [(datetime(2025, 3, 28, 9), True)]
 
 
 def test_full_refresh_reads_every_partition(builds):
@@ -270,12 +333,13 @@ def test_daily_builds_on_postgres_equal_the_full_refresh(builds, postgres, tmp_p
         "AGORA_PG_DBNAME": "agora_incremental",
     }.items():
         monkeypatch.setenv(name, value)
-    _copy(landing, daily_landing, None, STEP_1)
+    _copy(landing, daily_landing, None, STEP_1, skip_run=RELANDED)
     build(cfg, target_path=root / "t", target="postgres")
     _copy(landing, daily_landing, STEP_1, STEP_2, skip_run="edit")
     build(cfg, target_path=root / "t", target="postgres")
     _copy(landing, daily_landing, STEP_2, None)
     _copy(landing, daily_landing, STEP_1, STEP_2)
+    _copy(landing, daily_landing, None, STEP_1, only_run=RELANDED)
     build(cfg, target_path=root / "t", target="postgres")
 
     full = _tables(warehouse_path(full_cfg))

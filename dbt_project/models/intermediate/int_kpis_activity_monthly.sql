@@ -5,8 +5,10 @@
 -- reactivation (which look back), every later month, never an earlier one. A daily build
 -- recomputes the months from the month of the first day staging can have changed (macro
 -- incremental_since; in practice the last one or two), reading the month before them for
--- retention and all earlier months of their members for reactivation. Keyed on the month
--- alone, as int_members_active_monthly explains.
+-- retention and each member's first month (int_members_first_contributions) for
+-- reactivation: active in an earlier month than the previous one = first contribution
+-- before the previous month, so no older month is read. Keyed on the month alone, as
+-- int_members_active_monthly explains.
 {{ config(
     materialized='incremental',
     unique_key='month',
@@ -24,6 +26,42 @@ months as (
 
 active as (
     select * from {{ ref('int_members_active_monthly') }}
+    {%- if since %}
+    where activity_month >= {{ dbt.dateadd('month', -1, "cast('" ~ since ~ "' as date)") }}
+    {%- endif %}
+),
+
+first_months as (
+    select
+        first_contributions.platform,
+        first_contributions.member_key,
+        first_contributions.first_month
+    from {{ ref('int_members_first_contributions') }} as first_contributions
+    {%- if since %}
+    -- Only members active in a recomputed month: the others cannot be reactivated there.
+    where exists (
+        select 1 from active
+        where
+            active.platform = first_contributions.platform
+            and active.member_key = first_contributions.member_key
+    )
+    {%- endif %}
+
+    union all
+
+    select
+        'all' as platform,
+        first_contributions.platform || ':' || first_contributions.member_key as member_key,
+        first_contributions.first_month
+    from {{ ref('int_members_first_contributions') }} as first_contributions
+    {%- if since %}
+    where exists (
+        select 1 from active
+        where
+            active.platform = first_contributions.platform
+            and active.member_key = first_contributions.member_key
+    )
+    {%- endif %}
 ),
 
 active_with_rollup as (
@@ -91,17 +129,27 @@ concentration as (
 ),
 
 history as (
-    -- Each member-month with the member's previous active month: a window, not a self
-    -- join over every earlier month.
+    -- Each member-month with whether the member was active the month before and the
+    -- month of their first contribution: a join with one month, not a window over every
+    -- earlier month.
     select
         active_with_rollup.platform,
         active_with_rollup.activity_month,
-        active_with_rollup.member_key,
-        lag(active_with_rollup.activity_month) over (
-            partition by active_with_rollup.platform, active_with_rollup.member_key
-            order by active_with_rollup.activity_month
-        ) as previous_activity_month
+        previous.member_key is not null as was_active_before,
+        first_months.first_month
     from active_with_rollup
+    left join active_with_rollup as previous
+        on
+            active_with_rollup.platform = previous.platform
+            and active_with_rollup.member_key = previous.member_key
+            and previous.activity_month = {{ dbt.dateadd('month', -1, 'active_with_rollup.activity_month') }}
+    left join first_months
+        on
+            active_with_rollup.platform = first_months.platform
+            and active_with_rollup.member_key = first_months.member_key
+    {%- if since %}
+    where active_with_rollup.activity_month >= cast('{{ since }}' as date)
+    {%- endif %}
 ),
 
 monthly as (
@@ -122,18 +170,15 @@ returning_history as (
     select
         history.platform,
         history.activity_month,
+        sum(case when history.was_active_before then 1 else 0 end) as retained_members,
         sum(case
-            when history.previous_activity_month = {{ dbt.dateadd('month', -1, 'history.activity_month') }} then 1
-            else 0
-        end) as retained_members,
-        sum(case
-            when history.previous_activity_month < {{ dbt.dateadd('month', -1, 'history.activity_month') }} then 1
+            when
+                not history.was_active_before
+                and history.first_month < {{ dbt.dateadd('month', -1, 'history.activity_month') }}
+                then 1
             else 0
         end) as reactivated_members
     from history
-    {%- if since %}
-    where history.activity_month >= cast('{{ since }}' as date)
-    {%- endif %}
     group by history.platform, history.activity_month
 ),
 

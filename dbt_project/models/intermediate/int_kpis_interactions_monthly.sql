@@ -3,13 +3,30 @@
 -- Incremental: a daily build recomputes the months from the month of the first day
 -- staging can have changed (macro incremental_since), plus one kind of older month: a
 -- reply counts only if its parent is a member (at any time), so an account whose first
--- member contribution is new turns older replies to them into pairs, in their months.
+-- member contribution is new turns older replies to them into pairs, in their months: a
+-- build then recomputes every month from the first reply to such an account (found in
+-- int_accounts_first_replied_to, not by scanning every older reply; rare).
+-- depends_on: {{ ref('int_accounts_first_replied_to') }}
 {{ config(
     materialized='incremental',
     unique_key='month',
     incremental_strategy='delete+insert',
 ) }}
 {%- set since = incremental_since('month', month=true) %}
+{%- set older_from = none %}
+{%- if since %}
+    {#- Members new in the window who had been replied to before it: every month from the
+        first such reply to the window can hold replies that are now member pairs. Almost
+        always none; a literal lets the scan below skip every other month. -#}
+    {%- set older_from = run_query(
+        "select min(cast(" ~ dbt.date_trunc('month', 'replied_to.first_replied_at') ~ " as date))"
+        ~ " from " ~ ref('int_accounts_first_replied_to') ~ " as replied_to"
+        ~ " inner join " ~ ref('int_members_first_contributions') ~ " as members"
+        ~ " on replied_to.platform = members.platform and replied_to.account = members.member_key"
+        ~ " where members.first_contributed_at >= cast('" ~ since ~ "' as date)"
+        ~ " and replied_to.first_replied_at < cast('" ~ since ~ "' as date)"
+    ).columns[0].values()[0] %}
+{%- endif %}
 with
 
 months as (
@@ -28,37 +45,17 @@ members as (
     from {{ ref('int_members_first_contributions') }} as first_contributions
 ),
 
-{% if since -%}
-older_months as (
-    select distinct all_contributions.posted_month as month
-    from all_contributions
-    inner join members
-        on
-            all_contributions.platform = members.platform
-            and all_contributions.parent_actor = members.actor
-    where
-        members.first_contributed_at >= cast('{{ since }}' as date)
-        and all_contributions.posted_at < cast('{{ since }}' as date)
-),
-
-{% endif -%}
 recomputed_months as (
     select distinct months.month from months
     {%- if since %}
-    where months.month >= cast('{{ since }}' as date)
-    union all
-    select older_months.month from older_months
+    where months.month >= cast('{{ older_from or since }}' as date)
     {%- endif %}
 ),
 
 contributions as (
     select all_contributions.* from all_contributions
     {%- if since %}
-    where all_contributions.posted_at >= cast('{{ since }}' as date)
-    union all
-    select all_contributions.* from all_contributions
-    inner join older_months
-        on all_contributions.posted_month = older_months.month
+    where all_contributions.posted_at >= cast('{{ older_from or since }}' as date)
     {%- endif %}
 ),
 

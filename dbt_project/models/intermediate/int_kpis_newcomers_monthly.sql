@@ -1,10 +1,23 @@
 -- new_members and returning_newcomer_rate per month and platform (and `all`), unsuppressed.
 -- The month of a newcomer is the UTC month of their first contribution. The last 30 days
 -- of data are provisional: a newcomer there may still come back.
+-- Incremental: a member's row changes only when their first contribution is less than 30
+-- days before the window (see int_members_first_contributions), so a daily build
+-- recomputes the months from the month 30 days before the window on. Keyed on the month
+-- alone, as int_members_active_monthly explains.
+{{ config(
+    materialized='incremental',
+    unique_key='month',
+    incremental_strategy='delete+insert',
+) }}
+{%- set since = incremental_since('month', extra_days=30, month=true) %}
 with
 
 months as (
     select * from {{ ref('int_platform_months') }}
+    {%- if since %}
+    where month >= cast('{{ since }}' as date)
+    {%- endif %}
 ),
 
 newcomers as (
@@ -14,6 +27,9 @@ newcomers as (
         first_contributions.first_month,
         first_contributions.returned_within_30_days
     from {{ ref('int_members_first_contributions') }} as first_contributions
+    {%- if since %}
+    where first_contributions.first_month >= cast('{{ since }}' as date)
+    {%- endif %}
 ),
 
 newcomers_with_rollup as (

@@ -1,10 +1,38 @@
 -- Responsiveness to members' threads per month opened and platform (and `all`),
 -- unsuppressed. Threads opened by staff (announcements) or bots are not questions
 -- the community waits on, so they are left out.
+-- Incremental: a thread's row changes (see int_threads_first_responses) only when it is
+-- opened in the window or first answered in it, so a daily build recomputes the months
+-- from the window's month on and the older months of threads first answered in the
+-- window (a late answer), from int_threads_first_responses. Keyed on the month alone,
+-- as int_members_active_monthly explains.
+{{ config(
+    materialized='incremental',
+    unique_key='month',
+    incremental_strategy='delete+insert',
+) }}
+{%- set since = incremental_since('month', month=true) %}
 with
 
+{% if since -%}
+recomputed_months as (
+    select distinct months.month
+    from {{ ref('int_platform_months') }} as months
+    where months.month >= cast('{{ since }}' as date)
+
+    union
+
+    select distinct first_responses.opened_month as month
+    from {{ ref('int_threads_first_responses') }} as first_responses
+    where first_responses.first_response_at >= cast('{{ since }}' as date)
+),
+
+{% endif -%}
 months as (
     select * from {{ ref('int_platform_months') }}
+    {%- if since %}
+    where month in (select recomputed_months.month from recomputed_months)
+    {%- endif %}
 ),
 
 threads as (
@@ -13,7 +41,11 @@ threads as (
         first_responses.opened_month,
         first_responses.hours_to_first_response
     from {{ ref('int_threads_first_responses') }} as first_responses
-    where first_responses.opened_by_member
+    where
+        first_responses.opened_by_member
+        {%- if since %}
+        and first_responses.opened_month in (select recomputed_months.month from recomputed_months)
+        {%- endif %}
 ),
 
 threads_with_rollup as (

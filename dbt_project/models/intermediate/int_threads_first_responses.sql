@@ -1,27 +1,59 @@
 -- Each thread with its first response by another non-bot account. Staff replies count
 -- (answering is their job); the opener's own replies and bots' replies do not.
--- Incremental: a post from the first day staging can have changed (macro
--- incremental_since) can only change its own thread, however old (a late reply); a daily
--- build recomputes exactly those threads from all their posts.
+-- Incremental (see macro incremental_since for the invariant): a thread opened before
+-- the window whose first response is also before it is final — a reply in the window
+-- comes later. Every other thread is recomputed from the window's posts alone: one opened
+-- in the window has all its replies there (a response is never earlier than its thread),
+-- and one opened earlier but still unanswered, or first answered in the window, takes its
+-- opener from this table and its first response from the window (any reply before the
+-- window would have been its first response already). No post history is read.
+{%- set still_open = lookback_start('opened_at', relation='{this}') %}
 {{ config(
     materialized='incremental',
-    unique_key=['source', 'thread_id'],
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_where',
+    incremental_predicates=[
+        'opened_at >= ' ~ still_open ~ ' or first_response_at is null or first_response_at >= ' ~ still_open
+    ],
 ) }}
 {%- set since = incremental_since('opened_at') %}
 with
 
-all_posts as (
-    select * from {{ ref('int_posts_unioned') }}
-),
-
 posts as (
-    {{ rows_of_keys_touched_since('all_posts', ['source', 'thread_id'], since) }}
+    select * from {{ ref('int_posts_unioned') }}
+    {%- if since %}
+    where posted_at >= cast('{{ since }}' as date)
+    {%- endif %}
 ),
 
 threads as (
-    select posts.* from posts
+    select
+        posts.source,
+        posts.platform,
+        posts.thread_id,
+        posts.posted_at as opened_at,
+        posts.posted_month as opened_month,
+        (posts.actor is not null and not posts.is_bot and not posts.is_staff) as opened_by_member,
+        posts.actor as opened_by
+    from posts
     where posts.post_type = 'thread'
+    {%- if since %}
+
+    union all
+
+    -- Opened before the window, not answered before it: the only older rows that can change.
+    select
+        this_run.source,
+        this_run.platform,
+        this_run.thread_id,
+        this_run.opened_at,
+        this_run.opened_month,
+        this_run.opened_by_member,
+        this_run.opened_by
+    from {{ this }} as this_run
+    where
+        this_run.opened_at < cast('{{ since }}' as date)
+        and (this_run.first_response_at is null or this_run.first_response_at >= cast('{{ since }}' as date))
+    {%- endif %}
 ),
 
 responses as (
@@ -42,8 +74,8 @@ first_responses as (
         on
             threads.source = responses.source
             and threads.thread_id = responses.thread_id
-            and threads.posted_at <= responses.posted_at
-            and (threads.actor is null or threads.actor <> responses.actor)
+            and threads.opened_at <= responses.posted_at
+            and (threads.opened_by is null or threads.opened_by <> responses.actor)
     group by threads.source, threads.thread_id
 ),
 
@@ -52,11 +84,12 @@ final as (
         threads.source,
         threads.platform,
         threads.thread_id,
-        threads.posted_at as opened_at,
-        threads.posted_month as opened_month,
-        (threads.actor is not null and not threads.is_bot and not threads.is_staff) as opened_by_member,
+        threads.opened_at,
+        threads.opened_month,
+        threads.opened_by_member,
+        threads.opened_by,
         first_responses.first_response_at,
-        {{ dbt.datediff('threads.posted_at', 'first_responses.first_response_at', 'second') }} / 3600.0  -- noqa: LT05
+        {{ dbt.datediff('threads.opened_at', 'first_responses.first_response_at', 'second') }} / 3600.0  -- noqa: LT05
             as hours_to_first_response
     from threads
     left join first_responses
