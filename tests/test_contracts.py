@@ -209,6 +209,20 @@ def test_bad_files_fail_and_are_quarantined_with_their_reason(community):
     assert validate_landing(cfg).success
 
 
+def test_team_text_is_scanned_in_a_team_file_holding_only_a_title(community):
+    """Text rules run on every team file, whichever of title/text it holds."""
+    cfg, landing, quarantine = community
+    rows = [team_row("l5", datetime(2025, 2, 11, 9, tzinfo=UTC), "Thanks @sam_dev", "")]
+    schema = pa.schema([*ENVELOPE_SCHEMA, pa.field("title", pa.string())])
+    write_raw(landing, "learnings/dt=2025-02-11/title_only.parquet", rows, schema)
+    with pytest.raises(ContractFailed) as err:
+        validate_landing(cfg)
+    assert str(err.value) == (
+        "landing: team_text_has_no_handle failed on 1 rows (files: learnings/dt=2025-02-11/title_only.parquet)"
+    )
+    assert reasons(quarantine)["title_only.parquet"]["failures"][0]["sample_record_ids"] == ["l5"]
+
+
 def _only_id(path: Path) -> str:
     return pq.read_table(path, columns=["record_id"]).column(0)[0].as_py()
 
