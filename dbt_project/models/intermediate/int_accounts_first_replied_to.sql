@@ -22,7 +22,7 @@ replies as (
     where
         contributions.parent_actor is not null
         and contributions.parent_actor <> contributions.actor
-        {%- if since %}
+    {%- if since %}
         and contributions.posted_at >= cast('{{ since }}' as date)
         {%- endif %}
 ),
@@ -30,7 +30,7 @@ replies as (
 final as (
     select
         replies.platform,
-        replies.parent_actor as account,
+        replies.parent_actor as account_key,
         min(replies.posted_at) as first_replied_at
     from replies
     {%- if since %}
@@ -40,7 +40,7 @@ final as (
         from {{ this }} as this_run
         where
             this_run.platform = replies.platform
-            and this_run.account = replies.parent_actor
+            and this_run.account_key = replies.parent_actor
             and this_run.first_replied_at < cast('{{ since }}' as date)
     )
     {%- endif %}

@@ -31,7 +31,7 @@ active as (
     {%- endif %}
 ),
 
-first_months as (
+member_first_months as (
     select
         first_contributions.platform,
         first_contributions.member_key,
@@ -46,22 +46,22 @@ first_months as (
             and active.member_key = first_contributions.member_key
     )
     {%- endif %}
+),
+
+first_months as (
+    select
+        member_first_months.platform,
+        member_first_months.member_key,
+        member_first_months.first_month
+    from member_first_months
 
     union all
 
     select
         'all' as platform,
-        first_contributions.platform || ':' || first_contributions.member_key as member_key,
-        first_contributions.first_month
-    from {{ ref('int_members_first_contributions') }} as first_contributions
-    {%- if since %}
-    where exists (
-        select 1 from active
-        where
-            active.platform = first_contributions.platform
-            and active.member_key = first_contributions.member_key
-    )
-    {%- endif %}
+        member_first_months.platform || ':' || member_first_months.member_key as member_key,
+        member_first_months.first_month
+    from member_first_months
 ),
 
 active_with_rollup as (
@@ -135,8 +135,8 @@ history as (
     select
         active_with_rollup.platform,
         active_with_rollup.activity_month,
-        previous.member_key is not null as was_active_before,
-        first_months.first_month
+        first_months.first_month,
+        previous.member_key is not null as was_active_before
     from active_with_rollup
     left join active_with_rollup as previous
         on

@@ -22,7 +22,7 @@
         "select min(cast(" ~ dbt.date_trunc('month', 'replied_to.first_replied_at') ~ " as date))"
         ~ " from " ~ ref('int_accounts_first_replied_to') ~ " as replied_to"
         ~ " inner join " ~ ref('int_members_first_contributions') ~ " as members"
-        ~ " on replied_to.platform = members.platform and replied_to.account = members.member_key"
+        ~ " on replied_to.platform = members.platform and replied_to.account_key = members.member_key"
         ~ " where members.first_contributed_at >= cast('" ~ since ~ "' as date)"
         ~ " and replied_to.first_replied_at < cast('" ~ since ~ "' as date)"
     ).columns[0].values()[0] %}

@@ -43,7 +43,7 @@ threads as (
     from {{ ref('int_threads_first_responses') }} as first_responses
     where
         first_responses.opened_by_member
-        {%- if since %}
+    {%- if since %}
         and first_responses.opened_month in (select recomputed_months.month from recomputed_months)
         {%- endif %}
 ),

@@ -68,14 +68,14 @@ firsts as (
 ),
 
 {% else -%}
-firsts as (
-    select
-        window_firsts.platform,
-        window_firsts.member_key,
-        window_firsts.first_contributed_at,
-        cast(null as date) as returned_before_window
-    from window_firsts
-),
+    firsts as (
+        select
+            window_firsts.platform,
+            window_firsts.member_key,
+            window_firsts.first_contributed_at,
+            cast(null as date) as returned_before_window
+        from window_firsts
+    ),
 
 {% endif -%}
 first_days as (

@@ -32,8 +32,8 @@ threads as (
         posts.thread_id,
         posts.posted_at as opened_at,
         posts.posted_month as opened_month,
-        (posts.actor is not null and not posts.is_bot and not posts.is_staff) as opened_by_member,
-        posts.actor as opened_by
+        posts.actor as opened_by,
+        (posts.actor is not null and not posts.is_bot and not posts.is_staff) as opened_by_member
     from posts
     where posts.post_type = 'thread'
     {%- if since %}
@@ -47,8 +47,8 @@ threads as (
         this_run.thread_id,
         this_run.opened_at,
         this_run.opened_month,
-        this_run.opened_by_member,
-        this_run.opened_by
+        this_run.opened_by,
+        this_run.opened_by_member
     from {{ this }} as this_run
     where
         this_run.opened_at < cast('{{ since }}' as date)
