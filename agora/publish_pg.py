@@ -241,13 +241,15 @@ def publish_postgres(cfg: AgoraConfig, warehouse_file: str | None = None) -> Pub
 def provision(admin_dsn: str, serving: PostgresServing, reader_password: str) -> None:
     """Create the publisher and the read-only reader roles and the serving database (idempotent).
 
-    Run once per deployment by an administrator (compose: the `airflow-init` service).
-    The reader can log in, read the serving schema and nothing else: its sessions are
-    read-only by default and it owns nothing.
+    Run once per deployment by an administrator (compose: the `airflow-init` service), and
+    again after creating another database in the cluster. The reader can log in to the
+    serving database only, read the published schema and nothing else: no CONNECT
+    elsewhere, no TEMP, no CREATE, read-only sessions, owns nothing.
     """
     import psycopg2
     from psycopg2 import sql
 
+    reader, publisher = sql.Identifier(serving.reader_role), sql.Identifier(serving.user)
     conn = psycopg2.connect(admin_dsn)
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
@@ -258,37 +260,51 @@ def provision(admin_dsn: str, serving: PostgresServing, reader_password: str) ->
                 cur.execute(
                     sql.SQL(verb + " role {} login password {}").format(sql.Identifier(role), sql.Literal(password))
                 )
-            cur.execute(
-                sql.SQL("alter role {} set default_transaction_read_only = on").format(
-                    sql.Identifier(serving.reader_role)
-                )
-            )
+            cur.execute(sql.SQL("alter role {} nosuperuser nocreatedb nocreaterole noreplication").format(reader))
+            cur.execute(sql.SQL("alter role {} set default_transaction_read_only = on").format(reader))
             cur.execute("select 1 from pg_database where datname = %s", [serving.database])
             if not cur.fetchone():
-                cur.execute(
-                    sql.SQL("create database {} owner {}").format(
-                        sql.Identifier(serving.database), sql.Identifier(serving.user)
-                    )
-                )
+                cur.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(serving.database), publisher))
+            _lock_down_databases(cur, serving)
+            cur.execute(sql.SQL("grant connect on database {} to {}").format(sql.Identifier(serving.database), reader))
             cur.execute(
-                sql.SQL("grant connect on database {} to {}").format(
-                    sql.Identifier(serving.database), sql.Identifier(serving.reader_role)
-                )
-            )
-            cur.execute(
-                sql.SQL("grant create on database {} to {}").format(
-                    sql.Identifier(serving.database), sql.Identifier(serving.user)
-                )
+                sql.SQL("grant create on database {} to {}").format(sql.Identifier(serving.database), publisher)
             )
     finally:
         conn.close()
-    # New databases let every role create in `public`: the reader must not.
     conn = psycopg2.connect(_with_database(admin_dsn, serving.database))
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("revoke create on schema public from public")
+            # New databases let every role use (and before PostgreSQL 15 create in) `public`.
+            cur.execute("revoke all on schema public from public")
     finally:
         conn.close()
+
+
+def _lock_down_databases(cur, serving: PostgresServing) -> None:
+    """PUBLIC keeps neither CONNECT nor TEMP on any database of the cluster.
+
+    PostgreSQL grants both to PUBLIC on every new database, so without this the reader
+    could open any database (Airflow's metadata included) and create temporary tables.
+    Owners and superusers keep their access; any other role that needs a database must be
+    granted CONNECT on it explicitly (docs/operations.md).
+    """
+    from psycopg2 import sql
+
+    cur.execute("select datname from pg_database where datallowconn and not datistemplate order by datname")
+    for (name,) in cur.fetchall():
+        database = sql.Identifier(name)
+        cur.execute(sql.SQL("revoke connect, temporary on database {} from public").format(database))
+        if name != serving.database:
+            # A grant made directly to the reader (by hand, earlier) goes too.
+            cur.execute(
+                sql.SQL("revoke all on database {} from {}").format(database, sql.Identifier(serving.reader_role))
+            )
+    log.info(
+        "CONNECT and TEMP revoked from PUBLIC on every database; %s may connect to %s only",
+        serving.reader_role,
+        serving.database,
+    )
 
 
 def _with_database(dsn: str, database: str) -> str:

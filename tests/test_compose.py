@@ -101,7 +101,7 @@ def test_airflow_commands_are_accepted_by_airflow(services):
                 parser.parse_args([a.strip('"') for a in args])
             continue
         if command[0] == "celery":
-            # The celery subcommands come from the provider in the image's `deploy` extra.
+            # The celery subcommands come from the Celery provider (a main dependency).
             assert command == ["celery", "worker"]
             continue
         parser.parse_args(command)

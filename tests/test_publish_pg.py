@@ -47,6 +47,7 @@ def serving_db(postgres):
     from agora.config import PostgresServing
 
     serving = PostgresServing(kind="postgres", host=postgres.host, port=postgres.port, database="serving_test")
+    postgres.create_database("other_app")  # another database of the cluster, made before provision
     mp = pytest.MonkeyPatch()
     mp.setenv("AGORA_SERVING_PASSWORD", PUBLISHER_PASSWORD)
     try:
@@ -121,6 +122,52 @@ def test_publish_copies_only_mart_tables_and_the_reader_can_only_read(cfg, tmp_p
                 cur.execute("insert into marts.kpis (kpi) values ('x')")
     finally:
         conn.close()
+
+
+def test_the_reader_connects_to_serving_only_and_cannot_create_anything(cfg, tmp_path, serving_db, postgres):
+    _warehouse(tmp_path / "wh", rows=3)
+    publish(cfg)
+    for database in ("other_app", "postgres"):
+        with pytest.raises(psycopg2.OperationalError, match=f'permission denied for database "{database}"'):
+            psycopg2.connect(
+                host=serving_db.host,
+                port=serving_db.port,
+                dbname=database,
+                user="agora_reader",
+                password=READER_PASSWORD,
+            )
+    conn = _reader(serving_db)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            # Not relying on the read-only default: the privileges alone must refuse these.
+            cur.execute("set default_transaction_read_only = off")
+            for statement, refused in (
+                ("create temp table t (i int)", "permission denied to create temporary tables"),
+                ("create table public.t (i int)", "permission denied for schema public"),
+                ("create table marts.t (i int)", "permission denied for schema marts"),
+                ("create schema s", "permission denied for database serving_test"),
+                ("create function public.f() returns int language sql as 'select 1'", "permission denied"),
+                ("create view marts.v as select 1", "permission denied for schema marts"),
+            ):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege, match=refused):
+                    cur.execute(statement)
+            cur.execute(
+                "select rolsuper, rolcreatedb, rolcreaterole, rolreplication from pg_roles where rolname = current_user"
+            )
+            assert cur.fetchone() == (False, False, False, False)
+            # Visible schemas it may use: marts only (pg_catalog/information_schema aside).
+            cur.execute(
+                "select nspname from pg_namespace where has_schema_privilege(oid, 'usage') "
+                "and nspname not in ('pg_catalog', 'information_schema') and nspname not like 'pg_toast%'"
+            )
+            assert [r[0] for r in cur.fetchall()] == ["marts"]
+            cur.execute("select count(*) from marts.kpis")
+            assert cur.fetchone()[0] == 3
+    finally:
+        conn.close()
+    # The owners of the other databases keep their access.
+    assert postgres.psql("select current_database()", database="other_app").strip() == "other_app"
 
 
 def test_failed_publish_keeps_the_previous_marts(cfg, tmp_path, serving_db):
