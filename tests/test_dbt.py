@@ -51,6 +51,17 @@ MART_COLUMNS = {
         "median_days_to_action",
         "group_size",
         "is_suppressed",
+        "withheld_for_quarter",
+    ],
+    "feedback_loop_quarterly": [
+        "quarter",
+        "received",
+        "acted_on",
+        "responded",
+        "closed_loop_rate",
+        "median_days_to_action",
+        "group_size",
+        "is_suppressed",
     ],
     "nps_quarterly": [
         "quarter",

@@ -1,7 +1,10 @@
 """The demo team's own files: survey answers, the feedback log, learnings, team activity.
 
 Seeded like the community, with fixed dates. One survey quarter deliberately has fewer
-respondents than k_min (5), so the NPS mart has something to suppress. The texts are
+respondents than k_min (5), so the NPS mart has something to suppress. Volumes are those
+of a small DevRel team: about six feedback items a month (so some months fall below k_min
+and the feedback loop is read by quarter), two to three team activities a week, and a
+learning or two a month. The texts are
 written like a team would write them and hold no personal data (the landing contract
 scans them for e-mail addresses, phone numbers and @handles).
 """
@@ -106,6 +109,54 @@ LEARNINGS = [
         "tags": ["support"],
         "kpis": ["response_rate_48h", "median_hours_to_first_response"],
     },
+    {
+        "date": date(2025, 12, 3),
+        "title": "Year-end slowdown is not churn",
+        "text": "December activity dropped, but most regulars were back by mid-January. We compare December "
+        "with the previous December before reading anything into it.",
+        "tags": ["method"],
+        "kpis": ["retention_rate", "active_members"],
+    },
+    {
+        "date": date(2026, 4, 16),
+        "title": "Good-first-issue labels need an owner",
+        "text": "Newcomers picked labelled issues that nobody was watching and waited days for a review. Each "
+        "label now has a named reviewer for the week.",
+        "tags": ["onboarding", "contribution"],
+        "kpis": ["returning_newcomer_rate", "median_hours_to_first_response"],
+    },
+    {
+        "date": date(2026, 7, 7),
+        "title": "Summer cohorts stay longer than spring ones",
+        "text": "People who joined in June and July were still active three months later more often. Students "
+        "with free time are a good audience for mentoring.",
+        "tags": ["growth", "mentoring"],
+        "kpis": ["retention_rate"],
+    },
+    {
+        "date": date(2026, 9, 3),
+        "title": "Quarterly feedback summaries get read",
+        "text": "A short post each quarter listing what we changed because of feedback got more replies than "
+        "individual updates. We keep individual replies too, but the summary is what people share.",
+        "tags": ["feedback"],
+        "kpis": ["closed_loop_rate"],
+    },
+    {
+        "date": date(2026, 9, 24),
+        "title": "Release candidates draw testers when asked directly",
+        "text": "Posting a concrete test checklist with the release candidate doubled the number of reports "
+        "compared with the previous release.",
+        "tags": ["engagement", "release"],
+        "kpis": ["active_members", "contributions"],
+    },
+    {
+        "date": date(2026, 10, 22),
+        "title": "Office hours help more than a longer FAQ",
+        "text": "Newcomers who came to the fortnightly office hours posted again within a month more often than "
+        "those pointed to the FAQ. We will keep the office hours and trim the FAQ.",
+        "tags": ["onboarding", "support"],
+        "kpis": ["returning_newcomer_rate"],
+    },
 ]
 ACTIVITY = (
     ("event", "Community call"),
@@ -167,8 +218,8 @@ def write_feedback(path: Path, rng: random.Random) -> int:
                 responded = max(responded, acted)
         elif status == "declined":
             responded = _at(day + timedelta(days=rng.randint(1, 14)), rng)
-        rows.append([f"FB-{i:03d}", received, rng.choice(CHANNELS), status, acted, responded, rng.choice(FEEDBACK)])
-        day += timedelta(days=rng.randint(3, 14))
+        rows.append([f"FB-{i:04d}", received, rng.choice(CHANNELS), status, acted, responded, rng.choice(FEEDBACK)])
+        day += timedelta(days=rng.randint(1, 8))  # ~6 items a month: some months below k_min
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["feedback_id", "received_at", "channel", "status", "acted_at", "responded_at", "summary"])
@@ -187,7 +238,7 @@ def write_team_activity(path: Path, rng: random.Random) -> int:
     while day < date(2026, 10, 31):
         kind, title = rng.choice(ACTIVITY)
         rows.append([day.isoformat(), kind, title])
-        day += timedelta(days=rng.randint(5, 25))
+        day += timedelta(days=rng.randint(1, 5))  # two to three activities a week
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["date", "kind", "title"])

@@ -1,5 +1,9 @@
 -- Acting on feedback: per month received and channel (and `all`), how many items were
 -- acted on and how many got a response back to the person who gave it.
+-- A month is published only when every month of its quarter (same channel) has at least
+-- k_min items: feedback_loop_quarterly publishes the quarter's total, and the total minus
+-- the published months would otherwise reveal a small month. Such a month keeps
+-- is_suppressed (its own size) false and says `withheld_for_quarter`.
 {%- set k_min = var('k_min', env_var('AGORA_K_MIN', '5')) | int %}
 with
 
@@ -45,21 +49,41 @@ monthly as (
     group by items_with_rollup.month, coalesce(items_with_rollup.channel, 'unknown')
 ),
 
+quarters as (
+    select
+        monthly.month,
+        monthly.channel,
+        min(monthly.received) over (
+            partition by monthly.channel, {{ dbt.date_trunc('quarter', 'monthly.month') }}
+        ) as smallest_month_of_quarter
+    from monthly
+),
+
 final as (
     select
         cast(monthly.month as date) as month,
         cast(monthly.channel as varchar) as channel,
-        cast({{ suppressed_value('monthly.received', 'monthly.received', k_min) }} as bigint) as received,
-        cast({{ suppressed_value('monthly.acted_on', 'monthly.received', k_min) }} as bigint) as acted_on,
+        cast({{ suppressed_value('monthly.received', 'quarters.smallest_month_of_quarter', k_min) }} as bigint)
+            as received,
+        cast({{ suppressed_value('monthly.acted_on', 'quarters.smallest_month_of_quarter', k_min) }} as bigint)
+            as acted_on,
         cast(
-            {{ suppressed_value('monthly.responded * 1.0 / monthly.received', 'monthly.received', k_min) }}
+            {{ suppressed_value(
+                'monthly.responded * 1.0 / monthly.received', 'quarters.smallest_month_of_quarter', k_min) }}
             as double precision
         ) as closed_loop_rate,
-        cast({{ suppressed_value('monthly.median_days_to_action', 'monthly.received', k_min) }} as double precision)
-            as median_days_to_action,
+        cast(
+            {{ suppressed_value('monthly.median_days_to_action', 'quarters.smallest_month_of_quarter', k_min) }}
+            as double precision
+        ) as median_days_to_action,
         cast(monthly.received as bigint) as group_size,
-        cast({{ is_suppressed('monthly.received', k_min) }} as boolean) as is_suppressed
+        cast({{ is_suppressed('monthly.received', k_min) }} as boolean) as is_suppressed,
+        cast(
+            quarters.smallest_month_of_quarter < {{ k_min }} and monthly.received >= {{ k_min }} as boolean
+        ) as withheld_for_quarter
     from monthly
+    inner join quarters
+        on monthly.month = quarters.month and monthly.channel = quarters.channel
 )
 
 select * from final
