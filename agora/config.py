@@ -84,10 +84,20 @@ class _Source(_Strict):
     tags: list[TagRule] = Field(default_factory=list, description="Keyword rules computed at the edge.")
 
 
-class _HttpSource(_Source):
+class _Bounded(_Source):
+    """Bounds on what one hostile or broken server can make a run do."""
+
+    deadline_seconds: float = Field(
+        120, gt=0, description="Total time one request may take, body included (timeout_seconds is per read)."
+    )
+    max_response_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest response body read.")
+    max_pages: int = Field(10_000, ge=1, description="Most pages one listing may have; more fails the run.")
+
+
+class _HttpSource(_Bounded):
     base_url: HttpUrl = Field(description="API root; point it at a replay server or a self-hosted instance.")
     token_env: str | None = Field(None, description="Environment variable holding an API token, if any.")
-    timeout_seconds: float = Field(30, gt=0)
+    timeout_seconds: float = Field(30, gt=0, description="Longest wait for any single read from the server.")
     max_retries: int = Field(5, ge=0, le=20)
     page_size: int = Field(50, ge=1, le=1000)
 
@@ -103,7 +113,7 @@ class GithubSource(_HttpSource):
     repos: list[str] = Field(min_length=1, description="owner/name of each public repository.")
 
 
-class MediawikiSource(_Source):
+class MediawikiSource(_Bounded):
     type: Literal["mediawiki"]
     api_url: HttpUrl = Field(description="The wiki's api.php URL.")
     pageviews_url: HttpUrl | None = Field(None, description="Pageviews REST endpoint root.")
@@ -133,7 +143,7 @@ class StackExchangeSource(_HttpSource):
     )
 
 
-class XSource(_Source):
+class XSource(_Bounded):
     type: Literal["x"]
     query: str = Field(description="Recent-search query, e.g. '#airflow -is:retweet'.")
     base_url: HttpUrl | None = Field(None, description="Override the X API host (replay server).")

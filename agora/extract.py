@@ -18,7 +18,7 @@ from agora.envelope import RawEvent, Rejected
 from agora.landing import read_state, write_landing, write_quarantine, write_state
 from agora.pseudonym import Pseudonymizer
 from agora.tombstones import load_tombstones
-from connectors.base import connector_class
+from connectors.base import Connector, ImplausibleTime, connector_class, plausible
 
 log = logging.getLogger("agora.extract")
 
@@ -111,6 +111,12 @@ def run_extract(
         if isinstance(item, Rejected):
             rejects.append((item.reason, item.record_id, item.payload))
             continue
+        problem = _invalid(item, connector, team)
+        if problem:
+            rejects.append((problem, str(item.record_id), None))
+            continue
+        if not team and connector.account_problem(item.parent_account_id):
+            item.parent_account_id = None  # whom it answers is malformed: keep the record, not the link
         row = _to_row(item, src.name, platform, run_id, extracted_at, connector.version, pseudo, tags_for, team)
         if row is None:
             privacy_drops["opt_out"] += 1
@@ -143,6 +149,21 @@ def run_extract(
         summary.dropped or "nothing",
     )
     return summary
+
+
+def _invalid(ev: RawEvent, connector: Connector, team: bool) -> str | None:
+    """Why a connector's record cannot land, checked the same way for every connector: an
+    absurd timestamp, or an account id not in the platform's canonical form (which would
+    pseudonymise apart from the same account's real id)."""
+    try:
+        plausible(ev.occurred_at)
+    except ImplausibleTime as e:
+        return f"occurred_at: {e}"
+    if not team:
+        problem = connector.account_problem(ev.account_id)
+        if problem:
+            return f"account: {problem}"
+    return None
 
 
 def _to_row(

@@ -21,8 +21,8 @@ from typing import Any
 
 from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
-from connectors.base import Connector
-from connectors.http import HttpClient, HttpError
+from connectors.base import ITEM_ERRORS, Connector, item_error, parse_iso
+from connectors.http import HttpClient, HttpError, PageNumberPaginator, client_options, token_from_env
 
 #: Discourse answers /t/{id}/posts.json for up to this many ids; its own web client asks for 20.
 POSTS_CHUNK = 20
@@ -46,9 +46,13 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,20}", value):  # ASCII: never "１２３"
         return int(value)
     return None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _plain(html: Any) -> str:
@@ -58,6 +62,7 @@ def _plain(html: Any) -> str:
 class DiscourseConnector(Connector):
     platform = "discourse"
     version = "0.1.0"
+    account_id_pattern = r"0|-?[1-9][0-9]{0,19}"  # system user -1 and bots are negative
     drop_reasons = (
         "restricted_category",  # topic in a read-restricted (or unlisted-to-us) category
         "category_not_selected",  # public, but not in the configured `categories`
@@ -103,21 +108,15 @@ class DiscourseConnector(Connector):
     def __init__(self, source: Any, *, root: Any = None, log: Any = None):
         super().__init__(source, root=root, log=log)
         self.http = HttpClient(
-            str(source.base_url),
-            headers=self._auth_headers(source),
-            timeout=source.timeout_seconds,
-            max_retries=source.max_retries,
-            log=self.log,
+            str(source.base_url), credentials=self._auth_headers(source), **client_options(source, self.log)
         )
 
     @staticmethod
     def _auth_headers(source: Any) -> dict[str, str]:
         """Api-Key from `token_env`; Api-Username (needed by all-user keys) from `<token_env>_USERNAME`."""
-        if not source.token_env:
-            return {}
-        key = os.environ.get(source.token_env)
+        key = token_from_env(source)
         if not key:
-            raise ConfigError(f"sources.{source.name}.token_env: environment variable {source.token_env} is unset")
+            return {}
         headers = {"Api-Key": key}
         user = os.environ.get(f"{source.token_env}_USERNAME")
         if user:
@@ -167,11 +166,16 @@ class DiscourseConnector(Connector):
 
         Pinned topics sit on top of page 0 whatever their age, so they never stop the paging.
         """
-        page = 0
-        while True:
-            data, _ = self.http.get_json("latest.json", {"order": "activity", "page": page})
-            topic_list = (data or {}).get("topic_list") or {}
+
+        def more(data: Any) -> bool:
+            topic_list = _dict(_dict(data).get("topic_list"))
+            return bool(topic_list.get("topics")) and bool(topic_list.get("more_topics_url"))
+
+        for data in PageNumberPaginator(self.http).pages("latest.json", {"order": "activity"}, more, first=0):
+            topic_list = _dict(_dict(data).get("topic_list"))
             topics = topic_list.get("topics") or []
+            if not isinstance(topics, list):
+                raise HttpError(f"{self.source.name}: latest.json: topic_list.topics is not a list")
             reached_old = False
             for t in topics:
                 if not isinstance(t, dict):
@@ -182,20 +186,19 @@ class DiscourseConnector(Connector):
                         reached_old = True
                     continue
                 yield t
-            if reached_old or not topics or not topic_list.get("more_topics_url"):
+            if reached_old:
                 return
-            page += 1
 
     def _topic_posts(self, topic_id: int) -> tuple[dict, list[dict]]:
         data, _ = self.http.get_json(f"t/{topic_id}.json")
         stream = (data or {}).get("post_stream") or {}
-        posts = [p for p in stream.get("posts") or [] if isinstance(p, dict)]
-        have = {p.get("id") for p in posts}
+        posts = list(stream.get("posts") or [])  # non-objects are quarantined by _posts_to_events
+        have = {p.get("id") for p in posts if isinstance(p, dict)}
         missing = [i for i in stream.get("stream") or [] if i not in have]
         for start in range(0, len(missing), POSTS_CHUNK):
             chunk = missing[start : start + POSTS_CHUNK]
             more, _ = self.http.get_json(f"t/{topic_id}/posts.json", [("post_ids[]", i) for i in chunk])
-            posts.extend(p for p in ((more or {}).get("post_stream") or {}).get("posts") or [] if isinstance(p, dict))
+            posts.extend(((more or {}).get("post_stream") or {}).get("posts") or [])
         return data or {}, posts
 
     def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
@@ -267,14 +270,21 @@ class DiscourseConnector(Connector):
     ) -> Iterator[RawEvent | Rejected]:
         parsed: list[tuple[dict, int, int, datetime]] = []
         for p in posts:
-            pid, number, created = _int(p.get("id")), _int(p.get("post_number")), parse_time(p.get("created_at"))
-            if pid is None or number is None or created is None:
-                what = "id" if pid is None else "post_number" if number is None else "created_at"
-                yield Rejected(
-                    f"discourse post without a usable {what}",
-                    payload=p,
-                    record_id=None if pid is None else str(pid),
-                )
+            if not isinstance(p, dict):
+                yield Rejected("discourse post is not an object")
+                continue
+            pid, number = _int(p.get("id")), _int(p.get("post_number"))
+            try:
+                created = parse_iso(p.get("created_at"))
+            except ITEM_ERRORS as e:
+                created, problem = None, item_error("discourse post without a usable created_at", e)
+            user = p.get("user_id")
+            if pid is None or number is None or created is None or (user is not None and _int(user) is None):
+                if pid is None or number is None:
+                    problem = f"discourse post without a usable {'id' if pid is None else 'post_number'}"
+                elif created is not None:
+                    problem = "discourse post whose user_id is not a number"
+                yield Rejected(problem, payload=p, record_id=None if pid is None else str(pid))
                 continue
             parsed.append((p, pid, number, created))
         parsed.sort(key=lambda x: x[2])

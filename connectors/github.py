@@ -12,7 +12,6 @@ updated after it; records are then kept by *creation* time in [since, until).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import chain
@@ -20,10 +19,9 @@ from typing import Any
 
 import requests
 
-from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
-from connectors.base import Connector
-from connectors.http import HttpClient, HttpError, next_link
+from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
+from connectors.http import HttpClient, HttpError, LinkHeaderPaginator, client_options, token_from_env
 
 API_VERSION = "2022-11-28"
 GHOST_USER_ID = 10137  # GitHub's placeholder for deleted accounts: many people, not one
@@ -50,8 +48,7 @@ class GithubClient(HttpClient):
         return None
 
 
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+_ts = parse_iso
 
 
 def _iso(dt: datetime) -> str:
@@ -61,6 +58,7 @@ def _iso(dt: datetime) -> str:
 class GithubConnector(Connector):
     platform = "github"
     version = "0.1.0"
+    account_id_pattern = r"[1-9][0-9]{0,19}"
     drop_reasons = (
         "pending_review",  # a review not yet submitted is visible to its author only
         "no_account",  # author deleted (null user or GitHub's ghost account)
@@ -92,17 +90,12 @@ class GithubConnector(Connector):
     def __init__(self, source: Any, **kwargs: Any):
         super().__init__(source, **kwargs)
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
-        if source.token_env:
-            token = os.environ.get(source.token_env)
-            if not token:
-                raise ConfigError(f"sources.{source.name}.token_env: environment variable {source.token_env} is unset")
-            headers["Authorization"] = f"Bearer {token}"
+        token = token_from_env(source)
         self.client = GithubClient(
             str(source.base_url),
             headers=headers,
-            timeout=source.timeout_seconds,
-            max_retries=source.max_retries,
-            log=self.log,
+            credentials={"Authorization": f"Bearer {token}"} if token else None,
+            **client_options(source, self.log),
         )
         self.per_page = min(source.page_size, 100)  # GitHub's maximum
 
@@ -113,15 +106,12 @@ class GithubConnector(Connector):
 
     # Paging and lookups shared by the per-repository run.
 
-    def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
-        """Follow ``Link: rel="next"`` to the last page."""
-        url: str | None = path
-        while url:
-            body, resp = self.client.get_json(url, params)
+    def pages(self, path: str, params: dict[str, Any] | None = None, follow: Any = None) -> Iterator[dict]:
+        """Follow ``Link: rel="next"`` to the last page; `follow(url)` vets each next link."""
+        for body, _ in LinkHeaderPaginator(self.client).pages(path, params, follow):
             if not isinstance(body, list):
                 raise HttpError(f"{path}: expected a JSON list, got {type(body).__name__}")
             yield from body
-            url, params = next_link(resp), None  # the next link carries the query
 
     def get_or_none(self, path: str) -> dict | None:
         """An item that may have been deleted (404) or transferred/removed (410) since."""
@@ -134,21 +124,42 @@ class GithubConnector(Connector):
         return body if isinstance(body, dict) else None
 
 
-def _account(user: dict | None) -> str | None:
-    if not user or user.get("id") in (None, GHOST_USER_ID):
+def _account(user: Any) -> str | None:
+    """The author's id; None for a deleted author. A user that is not an object, or an id
+    that is not a number, raises TypeError: the item is quarantined."""
+    if user is None:
         return None
-    return str(user["id"])
+    if not isinstance(user, dict):
+        raise TypeError("user is not an object")
+    uid = user.get("id")
+    if uid in (None, GHOST_USER_ID):
+        return None
+    return str(_number(uid))  # "１２３" or "123\u200b" raise: they would pseudonymise apart from 123
 
 
-def _is_bot(user: dict | None) -> bool:
-    if not user:
+def _is_bot(user: Any) -> bool:
+    if not isinstance(user, dict):
         return False
     return user.get("type") == "Bot" or str(user.get("login") or "").endswith("[bot]")
 
 
+def _number(value: Any) -> int:
+    """An id or issue number: an int, or a string of ASCII digits (never a bool, float or "１２３")."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError("not a number")
+    if isinstance(value, str) and not value.isascii():
+        raise ValueError("not an ASCII number")
+    number = int(value)
+    if not 0 < number < 2**63:
+        raise ValueError("number out of range")
+    return number
+
+
 def _last_number(url: Any) -> int:
     """The issue/PR number at the end of an API URL (`.../issues/42`)."""
-    return int(str(url).rstrip("/").rsplit("/", 1)[1])
+    if not isinstance(url, str):
+        raise TypeError("url is not a string")
+    return _number(url.rstrip("/").rsplit("/", 1)[1])
 
 
 def _text(*parts: Any) -> str | None:
@@ -165,7 +176,7 @@ class _RepoRun:
         self.prs: list[int] = []
 
     def in_window(self, t: datetime) -> bool:
-        return (self.since is None or t >= self.since) and t < self.until
+        return t in Window(self.since, self.until)
 
     def list_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"sort": "updated", "direction": "asc", "per_page": self.conn.per_page}
@@ -193,22 +204,35 @@ class _RepoRun:
                     f"github repo {self.repo}: not found or not public; Agora reads public repositories only"
                 ) from None
             raise
+        if not isinstance(meta, dict):
+            raise HttpError(f"github repo {self.repo}: expected a JSON object")
         if meta.get("private") is not False or meta.get("visibility", "public") != "public":
             raise PrivateRepositoryError(
                 f"github repo {self.repo}: repository is not public; Agora reads public repositories only"
             )
-        self.full_name = meta.get("full_name") or self.repo
+        self.full_name = meta["full_name"] if isinstance(meta.get("full_name"), str) else self.repo
+        self.repo_id = meta.get("id")
+
+    def in_repo(self, url: str) -> bool:
+        """Is a next link still inside the repository checked public? GitHub pages by the
+        numeric id (``/repositories/{id}/...``) as well as by name."""
+        rel = self.conn.client.relative_path(url)
+        if rel is None:
+            return False
+        if rel.lower().startswith(f"repos/{self.full_name.lower()}/"):
+            return True
+        return isinstance(self.repo_id, int) and rel.startswith(f"repositories/{self.repo_id}/")
 
     def issues(self) -> Iterator[RawEvent | Rejected]:
         params = {**self.list_params(), "state": "all"}
-        for item in self.conn.pages(f"repos/{self.repo}/issues", params):
+        for item in self.conn.pages(f"repos/{self.repo}/issues", params, self.in_repo):
             try:
-                number, created = int(item["number"]), _ts(item["created_at"])
-            except (KeyError, TypeError, ValueError):
-                yield Rejected("github issue without a number or created_at", item)
+                number, created = _number(item["number"]), _ts(item["created_at"])
+                user = item.get("user")
+                self.authors[number] = _account(user)
+            except ITEM_ERRORS as e:
+                yield Rejected(item_error("github issue without a usable number, created_at or user", e), item)
                 continue
-            user = item.get("user")
-            self.authors[number] = _account(user)
             if "pull_request" in item:
                 self.prs.append(number)
             if self.in_window(created):
@@ -225,42 +249,55 @@ class _RepoRun:
     def thread_author(self, number: int) -> str | None:
         if number not in self.authors:
             issue = self.conn.get_or_none(f"repos/{self.repo}/issues/{number}")
-            self.authors[number] = _account(issue.get("user")) if issue else None
+            try:
+                self.authors[number] = _account(issue.get("user")) if issue else None
+            except ITEM_ERRORS:
+                self.authors[number] = None  # a malformed thread: keep the reply, not the link
         return self.authors[number]
 
     def issue_comments(self) -> Iterator[RawEvent | Rejected]:
-        for item in self.conn.pages(f"repos/{self.repo}/issues/comments", self.list_params()):
+        for item in self.conn.pages(f"repos/{self.repo}/issues/comments", self.list_params(), self.in_repo):
             try:
-                cid, created = int(item["id"]), _ts(item["created_at"])
+                cid, created = _number(item["id"]), _ts(item["created_at"])
                 number = _last_number(item["issue_url"])
-            except (KeyError, TypeError, ValueError, IndexError):
-                yield Rejected("github issue comment without id, created_at or issue_url", item)
-                continue
-            if self.in_window(created):
-                yield self.reply(
-                    f"issue_comment:{cid}", created, number, item, self.thread_id(number), self.thread_author(number)
+                event = None
+                if self.in_window(created):
+                    parent = self.thread_author(number)
+                    event = self.reply(f"issue_comment:{cid}", created, number, item, self.thread_id(number), parent)
+            except ITEM_ERRORS as e:
+                yield Rejected(
+                    item_error("github issue comment without usable id, created_at, issue_url or user", e), item
                 )
+                continue
+            if event is not None:
+                yield event
 
     def review_comments(self) -> Iterator[RawEvent | Rejected]:
         # Collect first: a reply may come before the comment it answers when that one was edited later.
         comments, authors = [], {}
-        for item in self.conn.pages(f"repos/{self.repo}/pulls/comments", self.list_params()):
+        for item in self.conn.pages(f"repos/{self.repo}/pulls/comments", self.list_params(), self.in_repo):
             try:
-                cid, created = int(item["id"]), _ts(item["created_at"])
+                cid, created = _number(item["id"]), _ts(item["created_at"])
                 number = _last_number(item["pull_request_url"])
-            except (KeyError, TypeError, ValueError, IndexError):
-                yield Rejected("github review comment without id, created_at or pull_request_url", item)
+                reply_to = item.get("in_reply_to_id")
+                reply_to = None if reply_to is None else _number(reply_to)
+                authors[cid] = _account(item.get("user"))
+            except ITEM_ERRORS as e:
+                yield Rejected(
+                    item_error("github review comment without usable id, created_at, pull_request_url or user", e),
+                    item,
+                )
                 continue
-            authors[cid] = _account(item.get("user"))
             if self.in_window(created):
-                comments.append((cid, created, number, item))
-        for cid, created, number, item in comments:
-            reply_to = item.get("in_reply_to_id")
+                comments.append((cid, created, number, reply_to, item))
+        for cid, created, number, reply_to, item in comments:
             if reply_to is not None:
-                reply_to = int(reply_to)
                 if reply_to not in authors:
                     old = self.conn.get_or_none(f"repos/{self.repo}/pulls/comments/{reply_to}")
-                    authors[reply_to] = _account(old.get("user")) if old else None
+                    try:
+                        authors[reply_to] = _account(old.get("user")) if old else None
+                    except ITEM_ERRORS:
+                        authors[reply_to] = None  # the parent is malformed: keep the reply, not the link
                 parent_id, parent_account = f"review_comment:{reply_to}", authors[reply_to]
             else:
                 parent_id, parent_account = self.thread_id(number), self.thread_author(number)
@@ -270,19 +307,21 @@ class _RepoRun:
         # A review bumps its PR's updated_at, so the PRs listed since the window start hold them all.
         for number in self.prs:
             path = f"repos/{self.repo}/pulls/{number}/reviews"
-            for item in self.conn.pages(path, {"per_page": self.conn.per_page}):
-                if item.get("state") == "PENDING" or not item.get("submitted_at"):
+            for item in self.conn.pages(path, {"per_page": self.conn.per_page}, self.in_repo):
+                if isinstance(item, dict) and (item.get("state") == "PENDING" or not item.get("submitted_at")):
                     self.conn.drop("pending_review")
                     continue
                 try:
-                    rid, submitted = int(item["id"]), _ts(item["submitted_at"])
-                except (KeyError, TypeError, ValueError):
-                    yield Rejected("github review without id or submitted_at", item)
+                    rid, submitted = _number(item["id"]), _ts(item["submitted_at"])
+                    event = None
+                    if self.in_window(submitted):
+                        parent = self.authors.get(number)
+                        event = self.reply(f"review:{rid}", submitted, number, item, self.thread_id(number), parent)
+                except ITEM_ERRORS as e:
+                    yield Rejected(item_error("github review without usable id, submitted_at or user", e), item)
                     continue
-                if self.in_window(submitted):
-                    yield self.reply(
-                        f"review:{rid}", submitted, number, item, self.thread_id(number), self.authors.get(number)
-                    )
+                if event is not None:
+                    yield event
 
     def reply(
         self, record_id: str, at: datetime, number: int, item: dict, parent_id: str, parent_account: str | None

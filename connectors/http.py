@@ -8,17 +8,25 @@ headers, and back off exponentially otherwise (tenacity). Remaining quota is log
 whichever headers the platform uses; when it reaches 0 the next request waits for the reset.
 Connectors can ask for a pause (`pause()`) when an API signals backoff in its body (Stack
 Exchange). Tokens are sent in headers and never logged.
+
+Hostile servers are bounded here, once for every connector: a URL (next link, redirect)
+outside the source's origin (scheme, host, port of ``base_url``) is refused before any
+request, and credentials are attached per request to that origin only; redirects are
+followed by hand, within the origin; each request has a total deadline (not per read) and
+a cap on the body it reads (streamed); paginators stop link loops and endless listings
+with an error naming the source.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from tenacity import (
@@ -28,6 +36,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+from urllib3 import exceptions as urllib3_errors
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 QUOTA_HEADERS = (
@@ -36,6 +45,12 @@ QUOTA_HEADERS = (
     "ratelimit-remaining",
 )
 USER_AGENT = "agora-community-metrics/0.1 (+public data only)"
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+DEFAULT_MAX_PAGES = 10_000
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_DEADLINE = 120.0  # seconds for one request, body included
+_READ_CHUNK = 64 * 1024
 
 
 class HttpError(RuntimeError):
@@ -44,6 +59,14 @@ class HttpError(RuntimeError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class OriginError(HttpError):
+    """A next link or redirect leading off the source's origin: refused, nothing sent."""
+
+
+class LimitError(HttpError):
+    """A bound was hit (page cap, link loop, response size): the source misbehaves, retrying will not help."""
 
 
 class RetryableHttpError(HttpError):
@@ -64,11 +87,32 @@ def retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
 
 
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # unparseable port: never equal to a real origin
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = origin_of(url)
+    return f"{scheme}://{host}:{port}"
+
+
 class HttpClient:
-    """A requests.Session bound to one API root.
+    """A requests.Session bound to one API root (its origin: scheme, host and port).
 
     `max_wait` caps any single server-requested wait so a misbehaving server cannot
-    stall a run for hours; the run fails clearly instead.
+    stall a run for hours; the run fails clearly instead. `credentials` are headers sent
+    with each request to the origin and nowhere else (requests would keep custom headers
+    such as Discourse's ``Api-Key`` across a redirect to another host). `name` (the
+    source's) is put in the errors that stop a misbehaving listing.
     """
 
     def __init__(
@@ -76,16 +120,28 @@ class HttpClient:
         base_url: str,
         *,
         headers: dict[str, str] | None = None,
+        credentials: dict[str, str] | None = None,
         timeout: float = 30,
         max_retries: int = 5,
         backoff_base: float = 1.0,
         max_wait: float = 300,
+        deadline: float = DEFAULT_DEADLINE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        name: str = "source",
         log: logging.Logger | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/"
+        self.origin = origin_of(self.base_url)
         self.session = requests.Session()
+        self.session.trust_env = False  # no .netrc credentials or proxies picked up from the environment
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.session.headers.update(headers or {})
+        self.credentials = dict(credentials or {})
+        self.name = name
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
+        self.max_pages = max_pages
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -97,9 +153,22 @@ class HttpClient:
         self._resume_at = 0.0  # time.monotonic() before which no request is sent
 
     def url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
-            return path
-        return urljoin(self.base_url, path.lstrip("/"))
+        """The absolute URL for `path`; refuses (OriginError, no request) one off the origin."""
+        url = path if path.startswith(("http://", "https://")) else urljoin(self.base_url, path.lstrip("/"))
+        self.check_origin(url, "link")
+        return url
+
+    def check_origin(self, url: str, what: str) -> None:
+        if origin_of(url) != self.origin:
+            raise OriginError(
+                f"{self.name}: refusing a {what} to {_origin_text(url)}: not the source's origin "
+                f"{_origin_text(self.base_url)} (credentials and requests stay on the configured host)"
+            )
+
+    def relative_path(self, url: str) -> str | None:
+        """`url`'s path below base_url's path (no query), or None when it lies outside."""
+        path, root = urlsplit(url).path, urlsplit(self.base_url).path
+        return path[len(root) :] if path.startswith(root) else None
 
     def get(self, path: str, params: dict[str, Any] | Iterable[tuple[str, Any]] | None = None) -> requests.Response:
         """GET with retries; returns the successful response or raises HttpError."""
@@ -159,12 +228,7 @@ class HttpClient:
         if delay > 0:
             self.paused_seconds += delay
             time.sleep(delay)
-        self.requests_made += 1
-        try:
-            resp = self.session.get(url, params=params, timeout=self.timeout)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
-            # ChunkedEncodingError: the connection dropped mid-body (requests reads the body here).
-            raise RetryableHttpError(f"{_path_only(url)}: {type(e).__name__}") from None
+        resp = self._fetch(url, params)
         self._log_quota(resp)
         if resp.status_code in RETRY_STATUS or self.rate_limited(resp):
             retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
@@ -185,6 +249,30 @@ class HttpClient:
             raise RetryableHttpError(
                 f"{_path_only(resp.url)}: response is not valid JSON ({len(resp.content)} bytes)"
             ) from None
+
+    def _fetch(self, url: str, params: Any) -> requests.Response:
+        """One GET with its body read, following same-origin redirects by hand."""
+        deadline = time.monotonic() + self.deadline
+        for _ in range(MAX_REDIRECTS + 1):
+            self.requests_made += 1
+            try:
+                resp = self.session.get(
+                    url,
+                    params=params,
+                    headers=self.credentials,  # url is on the origin: checked before every request
+                    timeout=self.timeout,
+                    stream=True,
+                    allow_redirects=False,
+                )
+                read_body(resp, deadline, self.max_response_bytes, self.name)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+                # ChunkedEncodingError: the connection dropped mid-body.
+                raise RetryableHttpError(f"{_path_only(url)}: {type(e).__name__}") from None
+            if resp.status_code not in REDIRECT_STATUS or not resp.headers.get("Location"):
+                return resp
+            url, params = urljoin(resp.url, resp.headers["Location"]), None
+            self.check_origin(url, "redirect")
+        raise HttpError(f"{self.name}: {_path_only(url)}: more than {MAX_REDIRECTS} redirects")
 
     def rate_limit_wait(self, resp: requests.Response) -> float | None:
         """Seconds until a reset header says the quota refills (GitHub, X, Mastodon)."""
@@ -211,9 +299,142 @@ class HttpClient:
                 return
 
 
+def token_from_env(source: Any, field: str = "token_env", *, required: bool = False) -> str | None:
+    """The secret named by `source.<field>` (an environment variable name), or None when the
+    field is unset; a named but unset or empty variable is a config error naming the key."""
+    from agora.config import ConfigError
+
+    env = getattr(source, field)
+    if not env:
+        if required:
+            raise ConfigError(f"sources.{source.name}.{field}: required")
+        return None
+    value = os.environ.get(env, "")
+    if not value:
+        raise ConfigError(f"sources.{source.name}.{field}: environment variable {env} is unset")
+    return value
+
+
+def client_options(source: Any, log: logging.Logger | None = None) -> dict[str, Any]:
+    """HttpClient keyword arguments from a source's settings (timeouts, retries, bounds)."""
+    return dict(
+        timeout=source.timeout_seconds,
+        max_retries=source.max_retries,
+        deadline=source.deadline_seconds,
+        max_response_bytes=source.max_response_bytes,
+        max_pages=source.max_pages,
+        name=source.name,
+        log=log,
+    )
+
+
 def _path_only(url: str) -> str:
     """Log URLs without query strings: some APIs take keys as parameters."""
     return url.split("?", 1)[0]
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The whole request (headers and body) took longer than its deadline."""
+
+
+def read_body(resp: requests.Response, deadline: float, max_bytes: int, name: str) -> bytes:
+    """Read a streamed body into `resp` (so `.json()`/`.text` work), within a total deadline
+    (time.monotonic()) and a size cap. Reads return as soon as any bytes arrive, so a body
+    dripped one byte at a time is checked against the deadline at every byte."""
+    declared = resp.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        resp.close()
+        raise LimitError(
+            f"{name}: {_path_only(resp.url)}: response of {declared} bytes exceeds the {max_bytes}-byte cap"
+        )
+    chunks, size = [], 0
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(f"{_path_only(resp.url)}: response not complete within its deadline")
+            chunk = resp.raw.read1(_READ_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise LimitError(f"{name}: {_path_only(resp.url)}: response exceeds the {max_bytes}-byte cap")
+            chunks.append(chunk)
+    except (urllib3_errors.ProtocolError, urllib3_errors.DecodeError) as e:
+        resp.close()
+        raise requests.exceptions.ChunkedEncodingError(str(type(e).__name__)) from None
+    except urllib3_errors.ReadTimeoutError:
+        resp.close()
+        raise requests.exceptions.ReadTimeout(_path_only(resp.url)) from None
+    except BaseException:
+        resp.close()
+        raise
+    body = b"".join(chunks)
+    resp._content = body  # requests' own cache of a read body: .json(), .text, .content use it
+    resp._content_consumed = True
+    return body
+
+
+class Paginator:
+    """Counts the pages of one listing and remembers what it asked for: a listing that
+    loops (a ``Link`` to itself, a continue token repeated) or never ends fails with an
+    error naming the source instead of fetching forever."""
+
+    def __init__(self, client: HttpClient):
+        self.client = client
+        self.seen: set[str] = set()
+
+    def visit(self, key: str, what: str = "page") -> None:
+        name = self.client.name
+        if key in self.seen:
+            raise LimitError(f"{name}: the next {what} was already read ({_path_only(key)}): the listing loops")
+        if len(self.seen) >= self.client.max_pages:
+            raise LimitError(f"{name}: more than {self.client.max_pages} pages in one listing (max_pages)")
+        self.seen.add(key)
+
+
+class LinkHeaderPaginator(Paginator):
+    """Follow ``Link: rel="next"`` to the last page (GitHub, Mastodon). `follow(url)` may
+    refuse a next link that leaves what the caller checked (GitHub: another repository)."""
+
+    def pages(self, path: str, params: Any = None, follow: Any = None) -> Iterator[tuple[Any, requests.Response]]:
+        url: str | None = path
+        while url:
+            self.visit(requests.Request("GET", self.client.url(url), params=params).prepare().url or url)
+            body, resp = self.client.get_json(url, params)
+            yield body, resp
+            url, params = next_link(resp), None  # the next link carries the query
+            if url and follow is not None and not follow(self.client.url(url)):
+                raise OriginError(f"{self.client.name}: refusing a next link outside the listing: {_path_only(url)}")
+
+
+class PageNumberPaginator(Paginator):
+    """``page=first, first+1, ...`` while `more(body)` says so (Discourse, Stack Exchange)."""
+
+    def pages(
+        self, path: str, params: dict[str, Any], more: Any, first: int = 1, page_param: str = "page"
+    ) -> Iterator[Any]:
+        page = first
+        while True:
+            self.visit(f"{path}?{page_param}={page}")
+            body, _ = self.client.get_json(path, {**params, page_param: page})
+            yield body
+            if not more(body):
+                return
+            page += 1
+
+
+class ContinuePaginator(Paginator):
+    """MediaWiki's ``continue``: the next request repeats the query plus the token object."""
+
+    def pages(self, get: Any, params: dict[str, Any]) -> Iterator[Any]:
+        cont: dict[str, Any] = {}
+        while True:
+            self.visit(repr(sorted(cont.items())), "continue token")
+            body = get({**params, **cont})
+            yield body
+            cont = body.get("continue") or {} if isinstance(body, dict) else {}
+            if not cont:
+                return
 
 
 def next_link(resp: requests.Response) -> str | None:

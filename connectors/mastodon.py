@@ -13,17 +13,15 @@ format: docs/connectors/mastodon.md.
 from __future__ import annotations
 
 import html
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
-from connectors.base import Connector
-from connectors.http import HttpClient, HttpError, next_link
+from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
+from connectors.http import HttpClient, HttpError, LinkHeaderPaginator, client_options, token_from_env
 
 _TAGS = re.compile(r"<[^>]+>")
 SNOWFLAKE_SINCE_MS = 1_483_228_800_000  # 2017-01-01: Mastodon switched to snowflake ids in 2.0 (2017)
@@ -41,8 +39,7 @@ def account_key(instance: str, account_id: Any) -> str | None:
     return None if account_id in (None, "") else f"{instance}:{account_id}"
 
 
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+_parse_time = parse_iso
 
 
 def _plain_text(status: dict[str, Any]) -> str:
@@ -54,6 +51,8 @@ def _plain_text(status: dict[str, Any]) -> str:
 class MastodonConnector(Connector):
     platform = "mastodon"
     version = "0.1.0"
+    # <instance>:<id>; ids are digits on Mastodon, base62/ULIDs on Pleroma and GoToSocial.
+    account_id_pattern = r"[^\s:]+:[0-9A-Za-z]{1,32}"
     drop_reasons = ("not_authored", "not_public", "locked_account", "opted_out_of_indexing")
     fields_read = (
         "id",
@@ -74,28 +73,19 @@ class MastodonConnector(Connector):
 
     def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
         src = self.source
-        headers = {}
-        if src.token_env:
-            token = os.environ.get(src.token_env, "")
-            if not token:
-                raise ConfigError(f"sources.{src.name}.token_env: environment variable {src.token_env} is unset")
-            headers["Authorization"] = f"Bearer {token}"
+        token = token_from_env(src)
         http = HttpClient(
             str(src.base_url),
-            headers=headers,
-            timeout=src.timeout_seconds,
-            max_retries=src.max_retries,
-            log=self.log,
+            credentials={"Authorization": f"Bearer {token}"} if token else None,
+            **client_options(src, self.log),
         )
         self.instance = instance_of(src)
         self.outside_window = 0
-        url: str | None = f"api/v1/timelines/tag/{quote(src.hashtag.lstrip('#'), safe='')}"
-        params: dict[str, Any] | None = {"limit": src.page_size}
+        path = f"api/v1/timelines/tag/{quote(src.hashtag.lstrip('#'), safe='')}"
         events: list[RawEvent] = []
         pages = statuses = 0
         resp = None
-        while url:
-            page, resp = http.get_json(url, params)
+        for page, resp in LinkHeaderPaginator(http).pages(path, {"limit": src.page_size}):
             if not isinstance(page, list):
                 raise HttpError(f"{urlsplit(resp.url).path}: expected a list of statuses")
             pages += 1
@@ -112,7 +102,6 @@ class MastodonConnector(Connector):
                     oldest = stored
             if not page or (since is not None and oldest is not None and oldest < since):
                 break  # ordered by id: everything further back was stored, so created, before `since`
-            url, params = next_link(resp), None  # the next link carries the query
         _link_threads(events)
         yield from events
         quota = resp.headers if resp is not None else {}
@@ -128,20 +117,31 @@ class MastodonConnector(Connector):
         )
 
     def _item(self, status: Any, since: datetime | None, until: datetime) -> RawEvent | Rejected | None:
+        try:
+            return self._status(status, since, until)
+        except ITEM_ERRORS as e:
+            return Rejected(item_error("mastodon status", e), status)
+
+    def _status(self, status: Any, since: datetime | None, until: datetime) -> RawEvent | Rejected | None:
         if not isinstance(status, dict):
             return Rejected("status is not an object", None)
         account = status.get("account") or {}
+        if not isinstance(account, dict):
+            return Rejected("account is not an object", status)
         for key, value in (
             ("id", status.get("id")),
             ("created_at", status.get("created_at")),
             ("account.id", account.get("id")),
         ):
             if not value:
-                return Rejected(f"missing {key}", status, status.get("id"))
-        occurred = _created(status)
-        if occurred is None:
-            return Rejected("unparseable created_at", status, status["id"])
-        if occurred >= until or (since is not None and occurred < since):
+                return Rejected(f"missing {key}", status, _id_or_none(status))
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                return Rejected(f"{key} is not a string or number", status, _id_or_none(status))
+        try:
+            occurred = _parse_time(status["created_at"])
+        except ITEM_ERRORS as e:
+            return Rejected(item_error("unparseable created_at", e), status, _id_or_none(status))
+        if occurred not in Window(since, until):
             self.outside_window += 1  # another window's item: its drops are counted there
             return None
         reason = drop_reason(status, account)
@@ -163,6 +163,11 @@ class MastodonConnector(Connector):
         )
 
 
+def _id_or_none(status: dict) -> str | None:
+    sid = status.get("id")
+    return str(sid) if isinstance(sid, str | int) and not isinstance(sid, bool) else None
+
+
 def drop_reason(status: dict[str, Any], account: dict[str, Any]) -> str | None:
     """Why a status must not be landed (design §4), or None when it is public and authored."""
     if status.get("reblog"):
@@ -180,7 +185,7 @@ def drop_reason(status: dict[str, Any], account: dict[str, Any]) -> str | None:
 def _created(status: Any) -> datetime | None:
     try:
         return _parse_time(status["created_at"])
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except ITEM_ERRORS:
         return None
 
 
@@ -200,7 +205,10 @@ def _stored_at(status: Any) -> datetime | None:
         return _created(status)
     if ms < SNOWFLAKE_SINCE_MS:  # a pre-2017 sequential id, not a snowflake
         return _created(status)
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # an absurd id: the status itself is quarantined
+        return _created(status)
 
 
 def _link_threads(events: list[RawEvent]) -> None:

@@ -14,7 +14,7 @@ as aggregate records (`value`, no account). A day lands with the window in which
 
 from __future__ import annotations
 
-import os
+import ipaddress
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,10 +22,9 @@ from urllib.parse import quote
 
 import requests
 
-from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
-from connectors.base import Connector
-from connectors.http import HttpClient, HttpError
+from connectors.base import ITEM_ERRORS, Connector, Window, as_int, item_error, parse_iso
+from connectors.http import ContinuePaginator, HttpClient, HttpError, client_options, token_from_env
 
 HIDDEN_FLAGS = ("userhidden", "texthidden", "sha1hidden", "suppressed")
 PAGEVIEWS_FIRST_DAY = datetime(2015, 7, 1, tzinfo=UTC)  # the REST API has no earlier data
@@ -47,8 +46,7 @@ class MediawikiClient(HttpClient):
         return super().rate_limit_wait(resp)
 
 
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+_ts = parse_iso
 
 
 def _iso(dt: datetime) -> str:
@@ -62,8 +60,13 @@ def _midnight(dt: datetime) -> datetime:
 def _account(rev: dict) -> str | None:
     """userid for accounts (stable across renames); the IP/name for anonymous editors."""
     if rev.get("userid") and not rev.get("anon"):
+        if isinstance(rev["userid"], bool) or not isinstance(rev["userid"], int | str):
+            raise TypeError("userid is not a number")
         return str(rev["userid"])
-    return rev.get("user") or None
+    user = rev.get("user")
+    if user is not None and not isinstance(user, str):
+        raise TypeError("user is not a string")
+    return user or None
 
 
 def _hidden(rev: dict) -> bool:
@@ -73,6 +76,19 @@ def _hidden(rev: dict) -> bool:
 class MediawikiConnector(Connector):
     platform = "mediawiki"
     version = "0.1.0"
+    account_id_pattern = r"[1-9][0-9]{0,19}"  # userid; an anonymous editor's IP address is checked apart
+
+    @classmethod
+    def account_problem(cls, account_id: str | None) -> str | None:
+        """A userid, or an anonymous editor's IPv4/IPv6 address kept as the wiki prints it."""
+        if isinstance(account_id, str) and account_id.isascii():
+            try:
+                ipaddress.ip_address(account_id)
+                return None
+            except ValueError:
+                pass
+        return super().account_problem(account_id)
+
     drop_reasons = ("hidden",)  # userhidden / texthidden / sha1hidden / suppressed revisions
     fields_read = (
         "page.pageid",
@@ -93,15 +109,13 @@ class MediawikiConnector(Connector):
 
     def __init__(self, source: Any, **kwargs: Any):
         super().__init__(source, **kwargs)
-        headers = {}
-        if source.token_env:
-            token = os.environ.get(source.token_env)
-            if not token:
-                raise ConfigError(f"sources.{source.name}.token_env: environment variable {source.token_env} is unset")
-            headers["Authorization"] = f"Bearer {token}"
-        opts = dict(headers=headers, timeout=source.timeout_seconds, max_retries=source.max_retries, log=self.log)
+        token = token_from_env(source)
+        opts = client_options(source, self.log)
         self.api_url = str(source.api_url)
-        self.client = MediawikiClient(self.api_url, **opts)
+        # The token is the wiki's: sent to api_url's origin only, never to the pageviews host.
+        self.client = MediawikiClient(
+            self.api_url, credentials={"Authorization": f"Bearer {token}"} if token else None, **opts
+        )
         self.views = HttpClient(str(source.pageviews_url), **opts) if source.pageviews_url else None
 
     def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
@@ -138,18 +152,13 @@ class MediawikiConnector(Connector):
         }
         if since is not None:
             params["rvstart"] = _iso(since)
-        cont: dict[str, Any] = {}
-        while True:
-            body = self.query({**params, **cont})
+        for body in ContinuePaginator(self.client).pages(self.query, params):
             for page in body.get("query", {}).get("pages", []):
                 if page.get("missing") or page.get("invalid"):
                     self.log.warning("%s: a configured talk page does not exist", self.source.name)
                     continue
                 for rev in page.get("revisions", []):
                     yield page, rev
-            cont = body.get("continue") or {}
-            if not cont:
-                return
 
     def fetch_editors(self, revids: list[int]) -> dict[int, str | None]:
         """Editors of revisions older than the window (parents of its first edits)."""
@@ -161,7 +170,10 @@ class MediawikiConnector(Connector):
             )
             for page in body.get("query", {}).get("pages", []):
                 for rev in page.get("revisions", []):
-                    editors[int(rev["revid"])] = None if _hidden(rev) else _account(rev)
+                    try:
+                        editors[as_int(rev["revid"])] = None if _hidden(rev) else _account(rev)
+                    except ITEM_ERRORS:
+                        continue  # a malformed parent: its child keeps no parent_actor
         return editors
 
     def page_edits(self, title: str, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
@@ -169,32 +181,36 @@ class MediawikiConnector(Connector):
         editors: dict[int, str | None] = {}  # revid -> editor, None when hidden (memory only)
         for page, rev in self.revisions(title, since, until):
             try:
-                revid, when = int(rev["revid"]), _ts(rev["timestamp"])
-            except (KeyError, TypeError, ValueError):
-                yield Rejected("mediawiki revision without revid or timestamp", rev)
+                revid, when = as_int(rev["revid"]), _ts(rev["timestamp"])
+                parentid = as_int(rev.get("parentid") or 0)
+                hidden, account = _hidden(rev), _account(rev)
+                thread = f"page:{as_int(page['pageid'])}"
+            except ITEM_ERRORS as e:
+                yield Rejected(
+                    item_error("mediawiki revision without usable revid, timestamp, parentid or user", e), rev
+                )
                 continue
             # rvstart/rvend bound the query, but a revision the API returns out of the window
             # (out-of-order, a replica's clock) belongs to another window's landing file.
-            in_window = (since is None or when >= since) and when < until
-            if _hidden(rev):
+            in_window = when in Window(since, until)
+            if hidden:
                 editors[revid] = None
                 if in_window:
                     self.drop("hidden")
                 continue
-            editors[revid] = _account(rev)
+            editors[revid] = account
             if in_window:
-                kept.append((page, rev, when))
-        missing = sorted({int(r.get("parentid") or 0) for _, r, _ in kept} - set(editors) - {0})
+                kept.append((revid, parentid, thread, account, when))
+        missing = sorted({parentid for _, parentid, _, _, _ in kept} - set(editors) - {0})
         editors.update(self.fetch_editors(missing) if missing else {})
-        for page, rev, when in kept:
-            parentid = int(rev.get("parentid") or 0)
+        for revid, parentid, thread, account, when in kept:
             yield RawEvent(
                 record_type="edit",
-                record_id=str(rev["revid"]),
+                record_id=str(revid),
                 occurred_at=when,
-                thread_id=f"page:{page['pageid']}",
+                thread_id=thread,
                 parent_id=str(parentid) if parentid else None,
-                account_id=_account(rev),
+                account_id=account,
                 parent_account_id=editors.get(parentid),
             )
 

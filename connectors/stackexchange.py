@@ -17,18 +17,16 @@ come with every owner object and are never read.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import requests
 
-from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
-from connectors.base import Connector
-from connectors.http import HttpClient, HttpError
+from connectors.base import ITEM_ERRORS, Connector, as_int, item_error, parse_epoch
+from connectors.http import HttpClient, HttpError, PageNumberPaginator, client_options, token_from_env
 
 IDS_PER_CALL = 100  # the API's limit for {ids} and pagesize
 COMMUNITY_USER_ID = -1
@@ -67,18 +65,25 @@ def _epoch(dt: datetime) -> int:
     return int(dt.timestamp())
 
 
-def _when(value: Any) -> datetime:
-    return datetime.fromtimestamp(int(value), tz=UTC)
+_when = parse_epoch
 
 
-def _account(owner: dict | None) -> str | None:
-    if not owner or owner.get("user_type") == "does_not_exist" or owner.get("user_id") is None:
+def _account(owner: Any) -> str | None:
+    """The owner's id; None for a deleted account. An owner that is not an object raises TypeError."""
+    if owner is None:
         return None
-    return str(owner["user_id"])
+    if not isinstance(owner, dict):
+        raise TypeError("owner is not an object")
+    if owner.get("user_type") == "does_not_exist" or owner.get("user_id") is None:
+        return None
+    uid = owner["user_id"]
+    if isinstance(uid, bool) or not isinstance(uid, int | str):
+        raise TypeError("owner.user_id is not a number")
+    return str(uid)
 
 
-def _is_bot(owner: dict | None) -> bool:
-    return bool(owner) and owner.get("user_id") == COMMUNITY_USER_ID
+def _is_bot(owner: Any) -> bool:
+    return isinstance(owner, dict) and owner.get("user_id") == COMMUNITY_USER_ID
 
 
 def _text(*parts: Any) -> str | None:
@@ -94,6 +99,7 @@ def _chunks(ids: list[int], size: int = IDS_PER_CALL) -> Iterable[list[int]]:
 class StackExchangeConnector(Connector):
     platform = "stackexchange"
     version = "0.1.0"
+    account_id_pattern = r"-?[1-9][0-9]{0,19}"  # the Community user is -1
     # The API serves public, undeleted posts only; opt-outs are dropped at the edge (agora.extract).
     drop_reasons = ("no_account",)  # owner deleted (user_type does_not_exist): nobody to count
     fields_read = (
@@ -120,23 +126,18 @@ class StackExchangeConnector(Connector):
 
     def __init__(self, source: Any, **kwargs: Any):
         super().__init__(source, **kwargs)
-        self.client = StackExchangeClient(
-            str(source.base_url), timeout=source.timeout_seconds, max_retries=source.max_retries, log=self.log
-        )
+        self.client = StackExchangeClient(str(source.base_url), **client_options(source, self.log))
         self.common: dict[str, Any] = {"site": source.site, "filter": source.filter}
-        if source.key_env:
-            key = os.environ.get(source.key_env)
-            if not key:
-                raise ConfigError(f"sources.{source.name}.key_env: environment variable {source.key_env} is unset")
+        key = token_from_env(source, "key_env")
+        if key:
             self.common["key"] = key  # a query parameter: HttpClient logs paths without queries
         self.page_size = min(source.page_size, IDS_PER_CALL)
         self.quota_remaining: int | None = None
 
     def pages(self, path: str, params: dict[str, Any]) -> Iterator[dict]:
         """Every item of every page: ``page=1..`` while ``has_more``."""
-        page = 1
-        while True:
-            body, _ = self.client.get_json(path, {**self.common, **params, "page": page, "pagesize": self.page_size})
+        params = {**self.common, **params, "pagesize": self.page_size}
+        for body in PageNumberPaginator(self.client).pages(path, params, lambda b: b.get("has_more") is True):
             if not isinstance(body, dict) or not isinstance(body.get("items"), list):
                 raise HttpError(f"stackexchange {path}: response has no items list")
             if "quota_remaining" in body:
@@ -145,9 +146,6 @@ class StackExchangeConnector(Connector):
             if body.get("backoff"):
                 self.client.pause(float(body["backoff"]), f"stackexchange backoff field ({body['backoff']}s)")
             yield from body["items"]
-            if not body.get("has_more"):
-                return
-            page += 1
 
     def extract(self, since: datetime | None, until: datetime) -> Iterator[RawEvent | Rejected]:
         for item in self.records(since, until):
@@ -174,13 +172,16 @@ class StackExchangeConnector(Connector):
                 params["min"] = _epoch(since)
             for q in self.pages("questions", params):
                 try:
-                    qid, created = int(q["question_id"]), _when(q["creation_date"])
-                except (KeyError, TypeError, ValueError):
-                    yield Rejected("stackexchange question without question_id or creation_date", q)
+                    qid, created = as_int(q["question_id"]), _when(q["creation_date"])
+                    owner = _account(q.get("owner"))
+                except ITEM_ERRORS as e:
+                    yield Rejected(
+                        item_error("stackexchange question without usable question_id, creation_date or owner", e), q
+                    )
                     continue
                 if qid in kinds:  # tagged with two configured tags
                     continue
-                owners[qid], kinds[qid], threads[qid] = _account(q.get("owner")), "question", qid
+                owners[qid], kinds[qid], threads[qid] = owner, "question", qid
                 if in_window(created):
                     yield RawEvent(
                         record_type="thread",
@@ -198,11 +199,17 @@ class StackExchangeConnector(Connector):
             path = f"questions/{';'.join(map(str, ids))}/answers"
             for a in self.pages(path, {"order": "asc", "sort": "creation", "todate": last_second}):
                 try:
-                    aid, qid, created = int(a["answer_id"]), int(a["question_id"]), _when(a["creation_date"])
-                except (KeyError, TypeError, ValueError):
-                    yield Rejected("stackexchange answer without answer_id, question_id or creation_date", a)
+                    aid, qid, created = as_int(a["answer_id"]), as_int(a["question_id"]), _when(a["creation_date"])
+                    owner = _account(a.get("owner"))
+                except ITEM_ERRORS as e:
+                    yield Rejected(
+                        item_error(
+                            "stackexchange answer without usable answer_id, question_id, creation_date or owner", e
+                        ),
+                        a,
+                    )
                     continue
-                owners[aid], kinds[aid], threads[aid] = _account(a.get("owner")), "answer", qid
+                owners[aid], kinds[aid], threads[aid] = owner, "answer", qid
                 if in_window(created):
                     yield RawEvent(
                         record_type="reply",
@@ -222,21 +229,27 @@ class StackExchangeConnector(Connector):
         for ids in _chunks(sorted(kinds)):
             for c in self.pages(f"posts/{';'.join(map(str, ids))}/comments", comment_window):
                 try:
-                    cid, post, created = int(c["comment_id"]), int(c["post_id"]), _when(c["creation_date"])
-                except (KeyError, TypeError, ValueError):
-                    yield Rejected("stackexchange comment without comment_id, post_id or creation_date", c)
+                    cid, post, created = as_int(c["comment_id"]), as_int(c["post_id"]), _when(c["creation_date"])
+                    author = _account(c.get("owner"))
+                    # A comment addressed to someone (@name) answers them; otherwise the post's owner.
+                    replied = _account(c.get("reply_to_user")) if c.get("reply_to_user") else owners.get(post)
+                except ITEM_ERRORS as e:
+                    yield Rejected(
+                        item_error(
+                            "stackexchange comment without usable comment_id, post_id, creation_date or owner", e
+                        ),
+                        c,
+                    )
                     continue
                 if not in_window(created) or post not in kinds:
                     continue
-                # A comment addressed to someone (@name) answers them; otherwise the post's owner.
-                replied = _account(c.get("reply_to_user")) if c.get("reply_to_user") else owners.get(post)
                 yield RawEvent(
                     record_type="reply",
                     record_id=f"comment:{cid}",
                     occurred_at=created,
                     thread_id=f"question:{threads[post]}",
                     parent_id=f"{kinds[post]}:{post}",
-                    account_id=_account(c.get("owner")),
+                    account_id=author,
                     parent_account_id=replied,
                     is_bot=_is_bot(c.get("owner")),
                     text=_text(c.get("body")),

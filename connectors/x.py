@@ -29,8 +29,18 @@ from urllib3.util.retry import Retry
 
 from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
-from connectors.base import Connector
-from connectors.http import HttpError, retry_after_seconds
+from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
+from connectors.http import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DeadlineExceeded,
+    HttpError,
+    LimitError,
+    OriginError,
+    origin_of,
+    read_body,
+    retry_after_seconds,
+)
 
 API_HOST = "https://api.twitter.com"  # what tweepy 4.x sends every v2 call to
 SEARCH_PATH = "/2/tweets/search/recent"
@@ -61,7 +71,16 @@ class ApiHostAdapter(HTTPAdapter):
     with a default timeout and urllib3 retries for network errors and 5xx. 429 is left to
     tweepy, which knows X's reset header."""
 
-    def __init__(self, base_url: str, *, timeout: float, max_retries: int):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        max_retries: int,
+        deadline: float = DEFAULT_DEADLINE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        name: str = "x",
+    ):
         retry = Retry(
             total=max_retries,
             status_forcelist=(500, 502, 503, 504),
@@ -72,15 +91,26 @@ class ApiHostAdapter(HTTPAdapter):
         )
         super().__init__(max_retries=retry)
         self.base_url = base_url.rstrip("/")
+        self.origin = origin_of(self.base_url)
         self.timeout = timeout
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
+        self.name = name
         self.body_retries = max_retries
         self.backoff_factor = 1.0
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         parts = urlsplit(request.url)
+        if origin_of(request.url) not in (self.origin, origin_of(API_HOST)):
+            # A redirect followed by the session: refused before anything (the bearer token) is sent.
+            scheme, host, port = origin_of(request.url)
+            raise OriginError(
+                f"{self.name}: refusing a redirect to {scheme}://{host}:{port}: not the source's origin {self.base_url}"
+            )
         request.url = f"{self.base_url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        kwargs["stream"] = True  # the body is read below, within the deadline and size cap
         # A body cut off in transit (connection dropped, or a 200 whose JSON ends early) is
         # transient: fetch it again. urllib3 retries only up to the headers, so we read the
         # body here. The last attempt is handed on; extract() reports what went wrong.
@@ -88,11 +118,15 @@ class ApiHostAdapter(HTTPAdapter):
             last = attempt == self.body_retries
             try:
                 resp = super().send(request, **kwargs)
-                _ = resp.content
-            except requests.exceptions.ChunkedEncodingError:
+                read_body(resp, time.monotonic() + self.deadline, self.max_response_bytes, self.name)
+            except (requests.exceptions.ChunkedEncodingError, DeadlineExceeded) as e:
                 if last:
                     raise
-                problem = "connection dropped mid-body"
+                problem = (
+                    "response not complete within its deadline"
+                    if isinstance(e, DeadlineExceeded)
+                    else ("connection dropped mid-body")
+                )
             else:
                 if last or not _cut_off_json(resp):
                     return resp
@@ -175,8 +209,19 @@ def make_client(source: Any, log: logging.Logger) -> tuple[tweepy.Client, RateLi
         )
     client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=True)
     base_url = str(source.base_url) if source.base_url else API_HOST
-    adapter = ApiHostAdapter(base_url, timeout=source.timeout_seconds, max_retries=source.max_retries)
-    client.session.mount(API_HOST + "/", adapter)
+    adapter = ApiHostAdapter(
+        base_url,
+        timeout=source.timeout_seconds,
+        max_retries=source.max_retries,
+        deadline=source.deadline_seconds,
+        max_response_bytes=source.max_response_bytes,
+        name=source.name,
+    )
+    # Every request this session sends goes through the adapter, which refuses other origins.
+    client.session.mount("https://", adapter)
+    client.session.mount("http://", adapter)
+    client.session.trust_env = False
+    client.session.max_redirects = 5
     guard = RateLimitGuard(log, source.max_wait_seconds)
     client.session.hooks["response"].append(guard)
     return client, guard
@@ -219,13 +264,17 @@ def drop_reason(tweet: dict[str, Any], refs: dict[str, Any], author: dict[str, A
     return None
 
 
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+_parse_time = parse_iso
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class XConnector(Connector):
     platform = "x"
     version = "0.1.0"
+    account_id_pattern = r"[1-9][0-9]{0,19}"
     drop_reasons = ("not_authored", "withheld", "protected_account", "author_unknown")
     fields_read = (
         "data[].id",
@@ -256,10 +305,18 @@ class XConnector(Connector):
             tweet_fields=list(TWEET_FIELDS),
             user_fields=list(USER_FIELDS),
         )
+        next_tokens: set[str] = set()
         try:
             for page in paginator:
                 pages += 1
-                users = {u.get("id"): u for u in (page.get("includes") or {}).get("users") or []}
+                token = (page.get("meta") or {}).get("next_token")
+                if token in next_tokens:
+                    raise LimitError(f"{self.source.name}: the next page was already read: the listing loops")
+                if pages > self.source.max_pages:
+                    raise LimitError(f"{self.source.name}: more than {self.source.max_pages} pages (max_pages)")
+                if token:
+                    next_tokens.add(token)
+                users = {u.get("id"): u for u in (page.get("includes") or {}).get("users") or [] if isinstance(u, dict)}
                 for tweet in page.get("data") or []:
                     tweets += 1
                     item = self._item(tweet, users, since, until)
@@ -288,19 +345,33 @@ class XConnector(Connector):
         )
 
     def _item(
-        self, tweet: dict[str, Any], users: dict[str, dict], since: datetime | None, until: datetime
+        self, tweet: Any, users: dict[str, dict], since: datetime | None, until: datetime
     ) -> RawEvent | Rejected | None:
+        try:
+            return self._post(tweet, users, since, until)
+        except ITEM_ERRORS as e:
+            return Rejected(item_error("x post", e), tweet)
+
+    def _post(
+        self, tweet: Any, users: dict[str, dict], since: datetime | None, until: datetime
+    ) -> RawEvent | Rejected | None:
+        if not isinstance(tweet, dict):
+            return Rejected("post is not an object", None)
         for key in ("id", "created_at", "author_id"):
             if not tweet.get(key):
-                return Rejected(f"missing {key}", tweet, tweet.get("id"))
+                return Rejected(f"missing {key}", tweet, _str_or_none(tweet.get("id")))
+            if not isinstance(tweet[key], str):
+                return Rejected(f"{key} is not a string", tweet, _str_or_none(tweet.get("id")))
+        if self.account_problem(tweet["author_id"]):  # before the users lookup, which would miss it
+            return Rejected("author_id is not in X's id form", tweet, tweet["id"])
         try:
             occurred = _parse_time(tweet["created_at"])
-        except (TypeError, ValueError):
-            return Rejected("unparseable created_at", tweet, tweet["id"])
-        if occurred >= until or (since is not None and occurred < since):
+        except ITEM_ERRORS as e:
+            return Rejected(item_error("unparseable created_at", e), tweet, tweet["id"])
+        if occurred not in Window(since, until):
             self.outside_window += 1  # another window's item: its drops are counted there
             return None
-        refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or []}
+        refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or []}  # non-dicts raise
         reason = drop_reason(tweet, refs, users.get(tweet["author_id"]))
         if reason:
             self.drop(reason)

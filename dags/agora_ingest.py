@@ -41,7 +41,11 @@ def agora_ingest():
 
         return [s.name for s in load_config().sources]
 
-    @task(outlets=[LANDING_SOURCES], map_index_template="{{ task.op_kwargs['source'] }}")
+    @task(
+        outlets=[LANDING_SOURCES],
+        map_index_template="{{ task.op_kwargs['source'] }}",
+        execution_timeout=timedelta(hours=2),  # a hung source fails and retries instead of blocking the run
+    )
     def extract(source: str, params=None, data_interval_start=None, data_interval_end=None, outlet_events=None):
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,10 +39,15 @@ class FaultServer(ReplayServer):
 
     def __init__(self, *args: Any, **kwargs: Any):
         self._cuts: dict[tuple[str, tuple | None], int] = {}
+        self._drips: set[tuple[str, tuple | None]] = set()
         super().__init__(*args, **kwargs)
 
     def cut_body(self, path: str, query: str | None, times: int = 1) -> None:
         self._cuts[(path, _query_key(query))] = times
+
+    def drip_body(self, path: str, query: str | None) -> None:
+        """Every answer on this route sends its body one byte per second (a slow-loris server)."""
+        self._drips.add((path, _query_key(query)))
 
     def _take_cut(self, raw_path: str) -> bool:
         parts = urlsplit(raw_path)
@@ -51,20 +57,49 @@ class FaultServer(ReplayServer):
                 return True
         return False
 
+    def _dripping(self, raw_path: str) -> bool:
+        parts = urlsplit(raw_path)
+        return bool({(parts.path, _query_key(parts.query)), (parts.path, None)} & self._drips)
+
     def _handler(self):
         base, server = super()._handler(), self
 
         class Handler(base):
             def do_GET(self):
-                if not server._take_cut(self.path):
+                if server._dripping(self.path):
+                    raw, self.wfile = self.wfile, _Drip(self.wfile)
+                elif server._take_cut(self.path):
+                    raw, self.wfile = self.wfile, _CutAfterHeaders(self.wfile, self.connection)
+                else:
                     return super().do_GET()
-                raw, self.wfile = self.wfile, _CutAfterHeaders(self.wfile, self.connection)
                 try:
                     super().do_GET()
+                except OSError:
+                    pass  # the client gave up on a dripping body
                 finally:
                     self.wfile, self.close_connection = raw, True
 
         return Handler
+
+
+class _Drip:
+    """Passes the header block through, then the body one byte a second."""
+
+    def __init__(self, raw: Any):
+        self.raw, self.writes = raw, 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.writes == 1:
+            return self.raw.write(data)
+        for i in range(len(data)):
+            self.raw.write(data[i : i + 1])
+            self.raw.flush()
+            time.sleep(1.0)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 class _CutAfterHeaders:
