@@ -12,7 +12,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: run test setup manifest lint dashboards dashboards-stop bench clean
+.PHONY: run test setup manifest lint dashboards dashboards-stop bench clean report notice docs-images
 
 run: setup ## Run the whole pipeline through Airflow on the offline demo community
 	$(VENV)/bin/agora demo
@@ -35,6 +35,20 @@ manifest: $(VENV)/.synced ## dbt manifest, which the transform DAG (Cosmos) read
 
 dashboards: $(UV) ## Superset on 127.0.0.1:8088 with the Community health dashboard (own venv, state in .superset/)
 	dashboards/run.sh up
+
+DEMO_CONFIG := data/demo/agora.yml
+report: setup ## The latest complete month's report (HTML + PDF) into data/reports/<YYYY-MM>/ (after `make run`)
+	$(VENV)/bin/agora report --config $${AGORA_CONFIG:-$(DEMO_CONFIG)}
+
+notice: setup ## The public notice of what is measured (notice.md + notice.html) into data/notice/
+	$(VENV)/bin/agora notice --config $${AGORA_CONFIG:-$(DEMO_CONFIG)}
+
+docs-images: setup ## README images from what `make run` published: docs/report.png and docs/dashboard.png
+	$(VENV)/bin/agora report --config $(DEMO_CONFIG) --out data/reports/example
+	$(VENV)/bin/python -m agora.report screenshot data/reports/example/report.html docs/report.png
+	dashboards/run.sh up
+	SUPERSET_ADMIN_PASSWORD=$${SUPERSET_ADMIN_PASSWORD:-$$(cat .superset/admin_password)} PYTHONPATH=$(CURDIR) \
+		.superset/venv/bin/python -m dashboards.browser --out docs/dashboard.png >/dev/null
 
 dashboards-stop: ## Stop Superset (gunicorn master and workers, by PID)
 	dashboards/run.sh stop

@@ -180,6 +180,47 @@ def summary(config: Optional[Path] = ConfigOpt) -> None:
     print_summary(_config(config))
 
 
+@app.command()
+def report(
+    month: Optional[str] = typer.Option(None, "--month", "-m", help="YYYY-MM (default: the latest complete month)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory (default: data/reports/<YYYY-MM>/)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """The month's community report (report.html + report.pdf) from the published marts only."""
+    from agora.report import ReportError, build_report, parse_month
+
+    cfg = _config(config)
+    try:
+        wanted = parse_month(month) if month else None
+        with console.status("rendering the report …"):
+            files = build_report(cfg, wanted, out)
+    except (ValueError, ReportError) as e:
+        err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except Exception as e:  # noqa: BLE001
+        raise _fail("report", e) from None
+    console.print(f"[green]report {files.month:%Y-%m}[/] {files.html} {files.pdf}")
+
+
+@app.command()
+def notice(
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory (default: data/notice/)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """The public notice of what Agora measures (notice.md + notice.html), from agora.yml and the connectors."""
+    from agora.notice import write_notice
+
+    cfg = _config(config)
+    try:
+        md, html = write_notice(cfg, out)
+    except ConfigError as e:
+        err.print(f"[bold red]config error:[/] {escape(str(e))}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except Exception as e:  # noqa: BLE001
+        raise _fail("notice", e) from None
+    console.print(f"[green]notice[/] {md} {html}")
+
+
 privacy_app = typer.Typer(no_args_is_help=True, help="Opt-out and erasure requests, retention purge (docs/privacy.md).")
 app.add_typer(privacy_app, name="privacy")
 RebuildOpt = typer.Option(True, "--rebuild/--no-rebuild", help="Rebuild and republish now (default).")

@@ -65,6 +65,12 @@ class Privacy(_Strict):
     requests: Path | None = Field(
         None, description="CSV of opt-out/erasure requests: platform, account, kind, requested_at."
     )
+    contact: str | None = Field(
+        None,
+        pattern=r"^([^@\s]+@[^@\s]+\.[^@\s]+|https://\S+)$",
+        description="Where people send opt-out and erasure requests (an e-mail address or an https URL); "
+        "shown in the public notice (`agora notice`).",
+    )
 
 
 class Paths(_Strict):

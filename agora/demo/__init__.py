@@ -114,6 +114,7 @@ def demo_config(
             "retention_days": 800,
             "pseudonym_key_env": "AGORA_PSEUDONYM_KEY",
             "staff": [{"platform": "discourse", "account": str(i)} for i in staff_ids] + _staff(platforms),
+            "contact": "privacy@demo.example.org",  # shown by `agora notice`
         },
         "paths": {
             "landing": f"{data_dir}/landing",
