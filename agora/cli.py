@@ -341,6 +341,9 @@ def _demo_through_airflow(config_path: Path, repo: Path) -> None:
     with console.status("airflow: agora_transform (landing contract → dbt via Cosmos → mart contract → publish) …"):
         dags_test("agora_transform", logical, env, None, log_file)
     console.print(f"  agora_transform: success (log: {log_file.relative_to(repo)})")
+    with console.status("airflow: agora_report (the month's report from the published marts) …"):
+        dags_test("agora_report", logical, env, None, log_file)
+    console.print("  agora_report: success (data/reports/)")
 
 
 def _fmt(line) -> str:

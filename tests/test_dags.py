@@ -87,3 +87,9 @@ def test_transform_is_asset_scheduled_and_serialises_warehouse_writers(probe):
     assert any(t.startswith("dbt.") for t in transform["tasks"]), "dbt models run through Cosmos"
     assert "agora_warehouse" in transform["pools"]
     assert "agora://serving/marts" in transform["outlets"]
+
+
+def test_report_is_scheduled_on_the_serving_asset(probe):
+    report = probe["dags"]["agora_report"]
+    assert "agora://serving/marts" in report["schedule"]
+    assert report["tasks"] == ["monthly_report"]

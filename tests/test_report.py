@@ -180,6 +180,23 @@ def test_missing_month_is_a_one_line_error(published, tmp_path):
     assert not (tmp_path / "report.pdf").exists()
 
 
+def test_report_dag_writes_the_completed_month(published, tmp_path):
+    """agora_report under `airflow dags test`, run after October closed: October's report, overwritten on rerun."""
+    from agora.airflow_local import airflow_env, dags_test, ensure_metadata
+
+    _, cfg, _ = published
+    env = airflow_env(cfg.root / "agora.yml", home=tmp_path / "airflow")
+    ensure_metadata(env)
+    pdf = Path(cfg.path("warehouse")).parent / "reports" / "2026-10" / "report.pdf"
+    pdf.unlink(missing_ok=True)
+    dags_test("agora_report", "2026-11-02T06:00:00+00:00", env, None, tmp_path / "airflow.log")
+    first = pdf.stat().st_mtime_ns
+    assert "Demo community — October 2026" in _pdf_text(pdf)
+    dags_test("agora_report", "2026-11-03T06:00:00+00:00", env, None, tmp_path / "airflow.log")
+    assert pdf.stat().st_mtime_ns > first
+    assert sorted(p.name for p in pdf.parent.iterdir()) == ["report.html", "report.pdf"]
+
+
 def test_first_page_screenshot(published, tmp_path):
     """The README's example (docs/report.png) is this screenshot; `make report-example` refreshes it."""
     _, cfg, _ = published
