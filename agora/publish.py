@@ -2,8 +2,9 @@
 
 Superset opens ``serving.duckdb`` read-only. DuckDB lets one process write a file, and a
 writer on the file Superset reads would break its queries, so the serving file is never
-written in place: the marts are copied into ``serving.duckdb.new``, that file is closed,
-and ``os.replace`` swaps it in. Readers that already hold the old file keep reading it
+written in place: the marts are copied into ``serving.duckdb.<pid>-<random>.new``, that
+file is closed, and ``os.replace`` swaps it in. Publishes take ``serving.duckdb.lock``
+first, so two of them (a DAG run and a CLI run, two privacy rebuilds) serialise. Readers that already hold the old file keep reading it
 (the old inode lives until they close); readers that open afterwards see the new one. A
 failure anywhere before the swap removes the ``.new`` file and leaves the previous serving
 database as it was.
@@ -14,9 +15,13 @@ view would still read landing Parquet, and views are not what the mart contract 
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +32,7 @@ log = logging.getLogger("agora.publish")
 WAREHOUSE_FILE = "agora.duckdb"
 SERVING_FILE = "serving.duckdb"
 MARTS_SCHEMA = "marts"
+LOCK_TIMEOUT = 1800.0  # seconds a publish waits for another one to finish
 
 
 class PublishError(RuntimeError):
@@ -119,6 +125,34 @@ def _copy_marts(source: str, target: str, result: PublishResult) -> None:
         con.close()
 
 
+@contextmanager
+def publish_lock(target: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """One publish at a time per serving file: an exclusive lock on `<serving>.lock`.
+
+    A second publish waits for the first (up to `timeout` seconds, then PublishError) and
+    then copies the warehouse as it is by then, so neither is lost and the swap order is
+    the order the locks were taken. The lock is released when its holder exits or dies.
+    """
+    import fcntl
+
+    fd = os.open(f"{target}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PublishError(
+                        f"publish: another publish has held {target}.lock for {timeout:.0f} s; nothing published"
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def publish(cfg: AgoraConfig) -> PublishResult:
     """Copy the marts of `<warehouse>/agora.duckdb` into a fresh serving.duckdb, swapped atomically.
 
@@ -141,19 +175,21 @@ def publish(cfg: AgoraConfig) -> PublishResult:
     directory = _local_dir(cfg)
     source = os.path.join(directory, WAREHOUSE_FILE)
     target = str(serving_path(cfg))
-    staging = f"{target}.new"
     if not os.path.exists(source):
         raise PublishError(f"publish: warehouse {source} does not exist (run the build first)")
     result = PublishResult(serving_path=target)
-    _remove(staging)  # left by a publish that crashed
-    try:
-        _copy_marts(source, staging, result)
-        _fsync(staging)
-        os.replace(staging, target)
-    except BaseException:
-        _remove(staging)
-        raise
-    _fsync(directory)  # the rename itself survives a power cut
+    with publish_lock(target):
+        for leftover in glob.glob(glob.escape(target) + ".*.new"):
+            _remove(leftover)  # left by a publish that crashed (none runs now: we hold the lock)
+        staging = f"{target}.{os.getpid()}-{secrets.token_hex(4)}.new"
+        try:
+            _copy_marts(source, staging, result)
+            _fsync(staging)
+            os.replace(staging, target)
+        except BaseException:
+            _remove(staging)
+            raise
+        _fsync(directory)  # the rename itself survives a power cut
     result.bytes = os.path.getsize(target)
     result.seconds = time.monotonic() - started
     log.info(

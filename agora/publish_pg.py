@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from agora.config import AgoraConfig, ConfigError, PostgresServing
-from agora.publish import MARTS_SCHEMA, PublishError, PublishResult
+from agora.publish import LOCK_TIMEOUT, MARTS_SCHEMA, PublishError, PublishResult
 
 log = logging.getLogger("agora.publish")
 
@@ -179,6 +179,26 @@ def _swap(conn, schema: str, new: str, old: str) -> None:
         cur.execute(f"drop schema if exists {_ident(old)} cascade")
 
 
+def _lock(conn, schema: str) -> None:
+    """One publish per serving schema at a time (a session lock: released when the connection ends).
+
+    Without it two publishes would drop each other's `<schema>_new` half-way. A second
+    publish waits for the first, up to LOCK_TIMEOUT, then fails naming the wait.
+    """
+    import psycopg2
+
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"set lock_timeout = '{int(LOCK_TIMEOUT)}s'")
+            cur.execute("select pg_advisory_lock(hashtext(%s))", [f"agora.publish:{schema}"])
+            cur.execute("set lock_timeout = 0")
+        conn.commit()
+    except psycopg2.errors.LockNotAvailable as e:
+        raise PublishError(
+            f"publish: another publish to schema {schema} has run for {LOCK_TIMEOUT:.0f} s; nothing published"
+        ) from e
+
+
 def read_warehouse_marts(cfg: AgoraConfig, warehouse_file: str | None = None) -> Marts:
     """The marts dbt built: from the PostgreSQL warehouse on target `postgres`, else the DuckDB file."""
     from agora.warehouse import dbt_target, warehouse_path
@@ -209,7 +229,6 @@ def publish_postgres(cfg: AgoraConfig, warehouse_file: str | None = None) -> Pub
     schema = serving.schema_name
     new, old = f"{schema}_new", f"{schema}_old"
     result = PublishResult(serving_path=serving_url(serving))
-    marts = read_warehouse_marts(cfg, warehouse_file)
     conn = connect(serving)
     try:
         with conn.cursor() as cur:
@@ -220,6 +239,9 @@ def publish_postgres(cfg: AgoraConfig, warehouse_file: str | None = None) -> Pub
                     "(create it: python -m agora.publish_pg provision)"
                 )
         conn.rollback()
+        _lock(conn, schema)
+        # Read under the lock: a publish that waited copies the marts as they are now.
+        marts = read_warehouse_marts(cfg, warehouse_file)
         try:
             _build_new_schema(conn, new, serving.reader_role, marts, result)
             _swap(conn, schema, new, old)

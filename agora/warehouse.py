@@ -16,7 +16,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,8 +142,12 @@ def run_dbt(
     """Run `dbt <args>` on our project; raise WarehouseError naming failed nodes if it fails.
 
     `cfg=None` runs with the project's defaults (what Cosmos sees at DAG-parse time).
-    `target_path` keeps artifacts of throwaway runs (tests) out of `dbt_project/target`.
+    `target_path` is where dbt writes its artifacts and logs; without it this invocation
+    gets a directory of its own (see `invocation_dir`), which is removed afterwards.
     """
+    if target_path is None:
+        with invocation_dir() as own:
+            return run_dbt(cfg, args, target_path=own, check=check, timeout=timeout, target=target)
     env = {**os.environ, **(dbt_env(cfg) if cfg is not None else {})}
     if target is not None:
         env["AGORA_DBT_TARGET"] = dbt_target(target)
@@ -149,7 +156,7 @@ def run_dbt(
         Path(env["AGORA_WAREHOUSE_PATH"]).parent.mkdir(parents=True, exist_ok=True)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DBT_VERSION_CHECK", "false")
-    target = Path(target_path) if target_path else PROJECT_DIR / "target"
+    target = Path(target_path)
     cmd = [
         _dbt_executable(),
         *args,
@@ -170,6 +177,37 @@ def run_dbt(
     if check and proc.returncode != 0:
         raise WarehouseError(_failure_summary(args, proc, target / "run_results.json", started))
     return proc
+
+
+@contextmanager
+def invocation_dir(target_path: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Where one dbt invocation writes run_results.json, its logs and compiled SQL.
+
+    Each invocation gets its own directory, so two builds (a CLI run beside a DAG run,
+    two privacy rebuilds) never read each other's results or overwrite each other's files.
+    dbt's partial-parse cache is copied in from `dbt_project/target` (written by `parse`)
+    so that a build does not re-parse the project from scratch. A failed invocation's
+    directory is kept for its logs (the error names it); a successful one is removed.
+    A caller's own `target_path` is used as it is and kept.
+    """
+    if target_path is not None:
+        yield Path(target_path)
+        return
+    own = Path(tempfile.mkdtemp(prefix="agora-dbt-"))
+    cache = PROJECT_DIR / "target" / "partial_parse.msgpack"
+    try:
+        shutil.copyfile(cache, own / cache.name)
+    except OSError:
+        pass  # no cache yet: dbt parses in full
+    try:
+        yield own
+    except BaseException as e:
+        if isinstance(e, WarehouseError):
+            e.args = (f"{e.args[0]}\n  dbt logs: {own / 'logs' / 'dbt.log'}", *e.args[1:])
+        else:
+            shutil.rmtree(own, ignore_errors=True)
+        raise
+    shutil.rmtree(own, ignore_errors=True)
 
 
 def _run_results(path: Path, since: float) -> list[dict[str, Any]]:
@@ -240,10 +278,11 @@ def build(
     if not unit_tests:
         args += ["--exclude-resource-type", "unit_test"]
     started = time.time()
-    run_dbt(cfg, args, target_path=target_path, target=target)
-    artifacts = Path(target_path) if target_path else PROJECT_DIR / "target"
+    with invocation_dir(target_path) as artifacts:
+        run_dbt(cfg, args, target_path=artifacts, target=target)
+        results = _run_results(artifacts / "run_results.json", started)
     result = BuildResult(warehouse=path, seconds=round(time.time() - started, 2))
-    for r in _run_results(artifacts / "run_results.json", started):
+    for r in results:
         kind = r["unique_id"].split(".", 1)[0]
         if r.get("status") == "warn":
             result.warnings.append(r["unique_id"])
@@ -268,12 +307,27 @@ def build(
 
 
 def parse(cfg: AgoraConfig | None = None, *, target_path: str | os.PathLike | None = None) -> Path:
-    """Write `target/manifest.json`, which Cosmos (LoadMode.DBT_MANIFEST) and the mart contract read."""
-    run_dbt(cfg, ["parse"], target_path=target_path)
-    manifest = (Path(target_path) if target_path else PROJECT_DIR / "target") / "manifest.json"
-    if not manifest.exists():
-        raise WarehouseError(f"dbt parse did not write {manifest}")
-    return manifest
+    """Write `target/manifest.json`, which Cosmos (LoadMode.DBT_MANIFEST) and the mart contract read.
+
+    dbt parses into a directory of its own; the manifest is then renamed into place, so a
+    reader (or a concurrent parse) never sees half a file.
+    """
+    if target_path is not None:
+        run_dbt(cfg, ["parse"], target_path=target_path)
+        manifest = Path(target_path) / "manifest.json"
+        if not manifest.exists():
+            raise WarehouseError(f"dbt parse did not write {manifest}")
+        return manifest
+    with invocation_dir() as own:
+        run_dbt(cfg, ["parse"], target_path=own)
+        if not (own / "manifest.json").exists():
+            raise WarehouseError(f"dbt parse did not write {own / 'manifest.json'}")
+        final = manifest_path()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for name in ("partial_parse.msgpack", "manifest.json"):  # the manifest last: it is what readers wait for
+            if (own / name).exists():
+                os.replace(own / name, final.parent / name)
+    return final
 
 
 def manifest_path() -> Path:

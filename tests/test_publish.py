@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import subprocess
@@ -65,7 +66,7 @@ def test_publish_copies_only_mart_tables(cfg):
     assert Path(res.serving_path) == target and target.exists()
     assert res.tables == {"community_kpis_monthly": 1, "kpi_catalog": 1}
     assert res.skipped_views == ["raw_peek"]
-    assert not Path(f"{target}.new").exists()
+    assert not glob.glob(f"{target}.*new")
     con = duckdb.connect(str(target), read_only=True)
     try:
         objects = con.execute(
@@ -98,7 +99,7 @@ def test_failure_at_the_swap_keeps_the_previous_serving_db(cfg, monkeypatch):
         publish(cfg)
     monkeypatch.undo()
     assert served_value(serving_path(cfg)) == 1.0
-    assert not Path(f"{serving_path(cfg)}.new").exists()
+    assert not glob.glob(f"{serving_path(cfg)}.*new")
     publish(cfg)
     assert served_value(serving_path(cfg)) == 2.0
 
@@ -112,19 +113,19 @@ def test_no_marts_is_an_error_and_keeps_the_previous_serving_db(cfg):
     with pytest.raises(PublishError, match="no tables in schema marts"):
         publish(cfg)
     assert served_value(serving_path(cfg)) == 1.0
-    assert not Path(f"{serving_path(cfg)}.new").exists()
+    assert not glob.glob(f"{serving_path(cfg)}.*new")
 
 
 # Dies the moment publish calls os.replace: the copy is complete, the swap never happens.
 KILLED_BEFORE_SWAP = textwrap.dedent(
     """
-    import os, signal, sys
+    import glob, os, signal, sys
     from agora.config import load_config
     from agora.publish import publish
 
     def die_at_swap(frame, event, arg):
         if event == "c_call" and arg is os.replace:
-            assert os.path.exists(sys.argv[1]), "the copy should be on disk"
+            assert glob.glob(sys.argv[1]), "the copy should be on disk"
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.setprofile(die_at_swap)
@@ -136,19 +137,19 @@ KILLED_BEFORE_SWAP = textwrap.dedent(
 def test_a_publish_killed_before_the_swap_leaves_the_previous_serving_db(cfg):
     publish(cfg)
     build_warehouse(Path(cfg.path("warehouse")) / "agora.duckdb", 3.0)
-    staging = Path(f"{serving_path(cfg)}.new")
+    staging = f"{serving_path(cfg)}.*.new"  # <pid>-<random>: unique per publish
     proc = subprocess.run(
-        [sys.executable, "-c", KILLED_BEFORE_SWAP, str(staging)],
+        [sys.executable, "-c", KILLED_BEFORE_SWAP, staging],
         cwd=cfg.root,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL
-    assert staging.exists(), "a crash cannot clean up after itself"
+    assert len(glob.glob(staging)) == 1, "a crash cannot clean up after itself"
     assert served_value(serving_path(cfg)) == 1.0
     # The next publish clears the half-done file and goes through.
     publish(cfg)
-    assert served_value(serving_path(cfg)) == 3.0 and not staging.exists()
+    assert served_value(serving_path(cfg)) == 3.0 and not glob.glob(staging)
 
 
 READER = textwrap.dedent(
