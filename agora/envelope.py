@@ -82,9 +82,13 @@ class RawEvent:
 class Rejected:
     """An item that could not be parsed: quarantined with its reason, never dropped silently.
 
-    `payload` is the raw item; only its shape (keys) and a hash are stored.
+    `payload` is the raw item; only its shape (keys) and a hash are stored. `account_id`,
+    when the connector can tell the author, is pseudonymised at the edge like an event's
+    and stored as the row's `actor`, so an erasure reaches the row (and a tombstoned
+    author's rejects are not kept at all).
     """
 
     reason: str
     payload: Any = None
     record_id: str | None = None
+    account_id: str | None = None

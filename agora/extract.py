@@ -3,6 +3,12 @@
 This is the edge: raw account ids become pseudonyms here, opted-out accounts are
 dropped here, keyword tags are computed here, and nothing reaches disk before that.
 The CLI and the `agora_ingest` DAG both call `run_extract`.
+
+Fetching takes as long as the source needs and holds no lock. Writing does: under the
+state store's ``landing`` lock (agora.locks) the tombstone list is read *again*, rows and
+rejects of accounts tombstoned meanwhile are dropped, and only then are landing,
+quarantine and the cursor written. A privacy run adds tombstones and scrubs landing under
+the same lock, so an erasure applied while an extract was fetching still wins.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agora import locks
 from agora.config import TEAM_PLATFORMS, AgoraConfig
 from agora.envelope import RawEvent, Rejected
-from agora.landing import read_state, write_landing, write_quarantine, write_state
+from agora.landing import partition_day, read_state, write_landing, write_quarantine, write_state
 from agora.pseudonym import Pseudonymizer
+from agora.storage import check_roots
 from agora.tombstones import load_tombstones
 from connectors.base import Connector, ImplausibleTime, connector_class, plausible
 
@@ -80,6 +88,7 @@ def run_extract(
     """Extract [since, until) for one source; since defaults to the saved cursor."""
     src = cfg.source(source_name)
     state_root, landing_root = cfg.path("state"), cfg.path("landing")
+    check_roots(cfg)
     until = utc(until) or datetime.now(UTC).replace(microsecond=0)
     if since is None:
         cursor = read_state(state_root, src.name).get("cursor")
@@ -103,17 +112,19 @@ def run_extract(
     extracted_at = datetime.now(UTC)
     summary = ExtractSummary(src.name, platform, run_id, since, until)
     rows: list[dict[str, Any]] = []
-    rejects: list[tuple[str, str | None, Any]] = []
+    rejects: list[tuple[str, str | None, Any, str | None]] = []
     seen: set[tuple[str, str]] = set()
     privacy_drops: Counter[str] = Counter()
 
     for item in connector.extract(since, until):
         if isinstance(item, Rejected):
-            rejects.append((item.reason, item.record_id, item.payload))
+            actor = pseudo(item.account_id) if pseudo is not None else None
+            rejects.append((item.reason, item.record_id, item.payload, actor))
             continue
         problem = _invalid(item, connector, team)
         if problem:
-            rejects.append((problem, str(item.record_id), None))
+            known = pseudo is not None and not connector.account_problem(item.account_id)
+            rejects.append((problem, str(item.record_id), None, pseudo(item.account_id) if known else None))
             continue
         if not team and connector.account_problem(item.parent_account_id):
             item.parent_account_id = None  # whom it answers is malformed: keep the record, not the link
@@ -128,18 +139,27 @@ def run_extract(
         seen.add(key)
         rows.append(row)
 
-    summary.files = write_landing(rows, landing_root, src.name, run_id, team=team)
-    summary.landed = len(rows)
-    summary.by_type = dict(Counter(r["record_type"] for r in rows))
-    write_quarantine(rejects, cfg.path("quarantine"), src.name, run_id, until.strftime("%Y-%m-%d"))
-    summary.quarantined = len(rejects)
-    for reason, _, _ in rejects:
-        log.warning("%s: quarantined: %s", src.name, reason)
-    summary.dropped = dict(connector.drops + privacy_drops)
-    if save_state:
-        previous = read_state(state_root, src.name).get("cursor")
-        cursor = max(filter(None, [utc(previous), until]))
-        write_state(state_root, src.name, {"cursor": cursor.isoformat(), "last_run_id": run_id})
+    with locks.hold(state_root, locks.LANDING) as lock:
+        if pseudo is not None:
+            # The list as it is now, not as it was when fetching started.
+            rows, rejects, late = drop_tombstoned(rows, rejects, load_tombstones(state_root))
+            privacy_drops["opt_out"] += late
+        summary.files = write_landing(rows, landing_root, src.name, run_id, team=team)
+        summary.landed = len(rows)
+        summary.by_type = dict(Counter(r["record_type"] for r in rows))
+        write_quarantine(rejects, cfg.path("quarantine"), src.name, run_id, partition_day(until))
+        summary.quarantined = len(rejects)
+        for reason, *_ in rejects:
+            log.warning("%s: quarantined: %s", src.name, reason)
+        summary.dropped = dict(connector.drops + privacy_drops)
+        # An object-store lease lost while writing: the tombstones may have changed under
+        # us. Keep the cursor where it was (the next run redoes the window) and let the
+        # landing contract, which rejects tombstoned actors, stop anything that slipped in.
+        locks.ensure_held(lock)
+        if save_state:
+            previous = read_state(state_root, src.name).get("cursor")
+            cursor = max(filter(None, [utc(previous), until]))
+            write_state(state_root, src.name, {"cursor": cursor.isoformat(), "last_run_id": run_id})
     log.info(
         "%s: landed %d records in %d files, quarantined %d, dropped %s",
         src.name,
@@ -164,6 +184,26 @@ def _invalid(ev: RawEvent, connector: Connector, team: bool) -> str | None:
         if problem:
             return f"account: {problem}"
     return None
+
+
+def drop_tombstoned(
+    rows: list[dict[str, Any]], rejects: list[tuple], tombstones: set[str]
+) -> tuple[list[dict[str, Any]], list[tuple], int]:
+    """Rows and rejects without tombstoned authors, links to tombstoned accounts unset.
+
+    Returns (rows, rejects, rows dropped). Run under the landing lock right before writing.
+    """
+    if not tombstones:
+        return rows, rejects, 0
+    kept = []
+    for r in rows:
+        if r["actor"] is not None and r["actor"] in tombstones:
+            continue
+        if r["parent_actor"] is not None and r["parent_actor"] in tombstones:
+            r = {**r, "parent_actor": None}
+        kept.append(r)
+    rejects = [q for q in rejects if len(q) < 4 or q[3] is None or q[3] not in tombstones]
+    return kept, rejects, len(rows) - len(kept)
 
 
 def _to_row(

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import posixpath
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -23,12 +22,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agora.envelope import ENVELOPE_SCHEMA, TEAM_SCHEMA
+from agora.storage import fs_of, read_json, remove, storage_error, write_json, write_with
 
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("source", pa.string()),
         ("run_id", pa.string()),
         ("reason", pa.string()),
+        # The author's pseudonym when the connector could tell it, so an erasure reaches
+        # the row; rows without one lose record_id and payload_sha256 on any erasure.
+        ("actor", pa.string()),
         ("record_id", pa.string()),
         ("payload_keys", pa.list_(pa.string())),
         ("payload_sha256", pa.string()),
@@ -38,16 +41,16 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    return fsspec.core.url_to_fs(url)
+    return fs_of(url)
 
 
 def _atomic_write_table(table: pa.Table, url: str) -> None:
-    fs, path = _fs(url)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
-    with fs.open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
-    fs.mv(tmp, path)
+    write_with(url, lambda f: pq.write_table(table, f, compression="zstd"))
+
+
+def partition_day(ts: datetime) -> str:
+    """``YYYY-MM-DD`` of a timestamp's UTC day, always four-digit years (strftime gives ``1-01-01``)."""
+    return ts.astimezone(UTC).date().isoformat()
 
 
 def write_landing(
@@ -60,7 +63,7 @@ def write_landing(
     schema = TEAM_SCHEMA if team else ENVELOPE_SCHEMA
     by_day: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by_day[r["occurred_at"].astimezone(UTC).strftime("%Y-%m-%d")].append(r)
+        by_day[partition_day(r["occurred_at"])].append(r)
     base = posixpath.join(landing_root, source)
     written = []
     for day in sorted(by_day):
@@ -78,7 +81,10 @@ def _remove_stale(base: str, run_id: str, keep_dirs: set[str]) -> None:
     keep = {_fs(d)[1] for d in keep_dirs}
     for old in fs.glob(posixpath.join(path, "dt=*", f"{run_id}.parquet")):
         if posixpath.dirname(old) not in keep:
-            fs.rm(old)
+            try:
+                fs.rm(old)
+            except OSError as e:
+                raise storage_error(e, old) from e
 
 
 def landing_files(landing_root: str, source: str | None = None) -> list[str]:
@@ -135,26 +141,31 @@ def _scandir(path: str) -> list[os.DirEntry]:
 
 
 def write_quarantine(
-    rejects: Iterable[tuple[str, str | None, Any]], quarantine_root: str, source: str, run_id: str, day: str
+    rejects: Iterable[tuple[str, str | None, Any] | tuple[str, str | None, Any, str | None]],
+    quarantine_root: str,
+    source: str,
+    run_id: str,
+    day: str,
 ) -> str | None:
     """Store why each item was rejected, with its shape and a hash but never its content.
 
     One file per run (its name depends only on the window, like landing files), replaced
     or removed when the window is rerun.
 
-    `rejects` yields (reason, record_id, payload). Platform payloads hold personal data,
+    `rejects` yields (reason, record_id, payload[, actor pseudonym]). Platform payloads hold personal data,
     so only the key names and a SHA-256 of the serialised payload are kept: enough to
     find the item again at the source, nothing to identify anyone.
     """
     now = datetime.now(UTC)
     rows = []
-    for reason, record_id, payload in rejects:
+    for reason, record_id, payload, *rest in rejects:
         blob = json.dumps(payload, sort_keys=True, default=str).encode() if payload is not None else b""
         rows.append(
             {
                 "source": source,
                 "run_id": run_id,
                 "reason": reason,
+                "actor": rest[0] if rest else None,
                 "record_id": record_id,
                 "payload_keys": sorted(payload) if isinstance(payload, dict) else None,
                 "payload_sha256": hashlib.sha256(blob).hexdigest() if blob else None,
@@ -165,27 +176,20 @@ def write_quarantine(
     if not rows:
         # A rerun of the window that rejects nothing (the API fixed the record, or the
         # connector did) must not leave the old run's rejects claiming otherwise.
-        fs, path = _fs(url)
-        if fs.exists(path):
-            fs.rm(path)
+        remove(url)
         return None
     _atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), url)
     return url
 
 
 def read_state(state_root: str, source: str) -> dict[str, Any]:
-    fs, path = _fs(posixpath.join(state_root, f"{source}.json"))
-    if not fs.exists(path):
-        return {}
-    with fs.open(path, "r") as f:
-        return json.load(f)
+    return read_json(posixpath.join(state_root, f"{source}.json"), {})
 
 
 def write_state(state_root: str, source: str, state: dict[str, Any]) -> None:
-    """Called only after the landing files are in place, so the cursor never passes unwritten data."""
-    fs, path = _fs(posixpath.join(state_root, f"{source}.json"))
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with fs.open(tmp, "w") as f:
-        json.dump(state, f, indent=2, sort_keys=True)
-    fs.mv(tmp, path)
+    """Called only after the landing files are in place, so the cursor never passes unwritten data.
+
+    Replaced atomically under a unique temporary name; callers that read-modify-write
+    (the extract's cursor) hold the ``landing`` lock (agora.locks).
+    """
+    write_json(posixpath.join(state_root, f"{source}.json"), state)

@@ -31,7 +31,6 @@ import os
 import posixpath
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -42,9 +41,11 @@ from urllib.parse import quote
 
 import fsspec
 
+from agora import locks
 from agora.config import PLATFORMS, TEAM_PLATFORMS, AgoraConfig, ConfigError
 from agora.pseudonym import pseudonym
-from agora.tombstones import add_tombstones
+from agora.storage import read_text, remove, write_text
+from agora.tombstones import add_tombstones, load_tombstones
 
 log = logging.getLogger("agora.privacy")
 
@@ -57,7 +58,8 @@ JOURNAL_FILE = "privacy_pending.json"
 LAYERS = ("landing", "quarantine", "warehouse", "serving")
 # A request dated further ahead than this is a typo, not a clock difference.
 FUTURE_TOLERANCE = timedelta(days=1)
-_DT_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+# Any year width: partitions written before names were zero-padded say `dt=1-01-01`.
+_DT_DIR = re.compile(r"^dt=(\d{1,4})-(\d{1,2})-(\d{1,2})$")
 
 
 class PrivacyInputError(ValueError):
@@ -368,21 +370,8 @@ def _url(cfg: AgoraConfig, name: str) -> str:
     return posixpath.join(cfg.path("state"), name)
 
 
-def _write_text(url: str, text: str) -> None:
-    fs, path = fsspec.core.url_to_fs(url)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with fs.open(tmp, "w") as f:
-        f.write(text)
-    fs.mv(tmp, path)
-
-
-def _read_text(url: str) -> str | None:
-    fs, path = fsspec.core.url_to_fs(url)
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "r") as f:
-        return f.read()
+_write_text = write_text
+_read_text = read_text
 
 
 def read_audit(cfg: AgoraConfig) -> list[dict[str, Any]]:
@@ -391,14 +380,18 @@ def read_audit(cfg: AgoraConfig) -> list[dict[str, Any]]:
 
 
 def _append_audit(cfg: AgoraConfig, entries: list[dict[str, Any]]) -> None:
-    """Append-only in effect: existing lines are kept verbatim (rewritten atomically, so any fsspec store works)."""
+    """Append-only in effect: existing lines are kept verbatim (rewritten atomically, so any fsspec store works).
+
+    Read-modify-written under the ``privacy`` lock, so two runs never drop each other's lines.
+    """
     if not entries:
         return
-    url = _url(cfg, AUDIT_FILE)
-    old = _read_text(url) or ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    _write_text(url, old + "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in entries))
+    with locks.hold(cfg.path("state"), locks.PRIVACY):
+        url = _url(cfg, AUDIT_FILE)
+        old = _read_text(url) or ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        _write_text(url, old + "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in entries))
 
 
 def completed_request_ids(cfg: AgoraConfig) -> set[str]:
@@ -415,9 +408,7 @@ def _save_journal(cfg: AgoraConfig, journal: dict[str, Any]) -> None:
     if journal["entries"]:
         _write_text(url, json.dumps(journal, indent=1, sort_keys=True))
     else:
-        fs, path = fsspec.core.url_to_fs(url)
-        if fs.exists(path):
-            fs.rm(path)
+        remove(url)
 
 
 def has_pending(cfg: AgoraConfig) -> bool:
@@ -489,10 +480,18 @@ def apply_requests(
     Requests already completed (per the audit log) are skipped, so applying the same file
     again does nothing. With `rebuild`, pending work is completed in the same call
     (`complete_pending`): the erased rows are gone from every layer when this returns.
+
+    Runs under the state store's ``privacy`` lock: two concurrent runs take turns, and the
+    second finds the first's requests done (nothing lost, nothing done twice).
     """
     key = cfg.pseudonym_key()
     now = now or _now()
     reqs = read_requests(cfg, requests_path(cfg, path), now=now)
+    with locks.hold(cfg.path("state"), locks.PRIVACY):
+        return _apply_locked(cfg, key, reqs, rebuild=rebuild, now=now)
+
+
+def _apply_locked(cfg: AgoraConfig, key: str, reqs: list[Request], *, rebuild: bool, now: datetime) -> ApplyResult:
     done = completed_request_ids(cfg)
     journal = _load_journal(cfg)
     journaled = {e["request_id"] for e in journal["entries"] if e["event"] == "request"}
@@ -548,7 +547,7 @@ def apply_requests(
         len(result.pending),
     )
     if rebuild:
-        result.completion = complete_pending(cfg)
+        result.completion = _complete_locked(cfg)
     return result
 
 
@@ -563,12 +562,30 @@ def _parquet_files(root: str) -> list[str]:
     return sorted(p for p in fs.find(path) if p.endswith(".parquet") and not posixpath.basename(p).startswith("."))
 
 
-def scrub_files(root: str, pseudonyms: set[str], *, dry_run: bool = False) -> tuple[Counter, Counter, int]:
+#: Key of `scrub_files`' removed-counter for quarantine rows whose ids were cleared (no actor known).
+UNATTRIBUTED = "<unattributed quarantine rows>"
+
+
+def scrub_files(
+    root: str,
+    pseudonyms: set[str],
+    *,
+    dry_run: bool = False,
+    also: set[str] = frozenset(),
+    clear_unattributed: bool = False,
+) -> tuple[Counter, Counter, int]:
     """Drop rows whose actor is one of `pseudonyms` and unset parent_actor links to them.
 
     Returns (rows removed per pseudonym, links unset per pseudonym, files changed). Each
     changed file is rewritten to a temporary name and renamed over the old one; a file left
     empty is deleted. `dry_run` only counts (used to verify that nothing remains).
+
+    `also` (the whole tombstone list): a file rewritten anyway loses the rows of these
+    accounts too, so no writer ever puts a tombstoned actor back into landing (the
+    landing contract rejects one in a changed file). `clear_unattributed` (quarantine):
+    extract rejects with no known actor could be anyone's, so after an erasure they keep
+    their reason and shape but lose record_id and payload_sha256 (counted under
+    UNATTRIBUTED).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -582,21 +599,30 @@ def scrub_files(root: str, pseudonyms: set[str], *, dry_run: bool = False) -> tu
     if not pseudonyms:
         return removed, unset, changed
     wanted = pa.array(sorted(pseudonyms), pa.string())
+    everyone = pa.array(sorted(set(pseudonyms) | set(also)), pa.string())
     fs, _ = fsspec.core.url_to_fs(root)
     for path in _parquet_files(root):
         with fs.open(path, "rb") as f:
             names = pq.read_schema(f).names
-        if "actor" not in names and "parent_actor" not in names:
+        rejects = clear_unattributed and "payload_sha256" in names
+        if "actor" not in names and "parent_actor" not in names and not rejects:
             continue
         with fs.open(path, "rb") as f:
             table = pq.read_table(f)
-        drop = pc.fill_null(pc.is_in(table["actor"], value_set=wanted), False) if "actor" in names else None
-        link = (
-            pc.fill_null(pc.is_in(table["parent_actor"], value_set=wanted), False) if "parent_actor" in names else None
-        )
+
+        def hits(column: str, values: pa.Array, table=table, names=names):
+            return pc.fill_null(pc.is_in(table[column], value_set=values), False) if column in names else None
+
+        drop, link = hits("actor", wanted), hits("parent_actor", wanted)
         n_drop = pc.sum(drop).as_py() or 0 if drop is not None else 0
         n_link = pc.sum(link).as_py() or 0 if link is not None else 0
-        if not n_drop and not n_link:
+        anon = None
+        if rejects:
+            no_actor = pc.is_null(table["actor"]) if "actor" in names else pa.array([True] * len(table))
+            has_id = pc.or_(pc.is_valid(table["record_id"]), pc.is_valid(table["payload_sha256"]))
+            anon = pc.and_(no_actor, has_id)
+        n_anon = pc.sum(anon).as_py() or 0 if anon is not None else 0
+        if not n_drop and not n_link and not n_anon:
             continue
         if drop is not None and n_drop:
             for v in pc.value_counts(pc.filter(table["actor"], drop)).to_pylist():
@@ -604,15 +630,23 @@ def scrub_files(root: str, pseudonyms: set[str], *, dry_run: bool = False) -> tu
         if link is not None and n_link:
             for v in pc.value_counts(pc.filter(table["parent_actor"], link)).to_pylist():
                 unset[v["values"]] += v["counts"]
+        if n_anon:
+            removed[UNATTRIBUTED] += n_anon
         changed += 1
         if dry_run:
             continue
-        if link is not None and n_link:
+        # The file is rewritten: every tombstoned account goes, not only the erased ones.
+        drop_all, link_all = hits("actor", everyone, table), hits("parent_actor", everyone, table)
+        if link_all is not None:
             nulls = pa.nulls(len(table), table.schema.field("parent_actor").type)
-            cleared = pc.if_else(link, nulls, table["parent_actor"])
+            cleared = pc.if_else(link_all, nulls, table["parent_actor"])
             table = table.set_column(table.schema.get_field_index("parent_actor"), "parent_actor", cleared)
-        if drop is not None and n_drop:
-            table = table.filter(pc.invert(drop))
+        if anon is not None and n_anon:
+            for column in ("record_id", "payload_sha256"):
+                i = table.schema.get_field_index(column)
+                table = table.set_column(i, column, pc.if_else(anon, pa.nulls(len(table), pa.string()), table[column]))
+        if drop_all is not None:
+            table = table.filter(pc.invert(drop_all))
         if table.num_rows == 0:
             fs.rm(path)
         else:
@@ -805,7 +839,13 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
     the warehouse is rebuilt from scratch into a new file; the mart contract must pass
     before serving is replaced; and every layer is searched for the erased pseudonyms
     before the audit says "completed". Any failure leaves the journal for the next run.
+    Under the ``privacy`` lock; the scrub also under the ``landing`` lock (agora.locks).
     """
+    with locks.hold(cfg.path("state"), locks.PRIVACY):
+        return _complete_locked(cfg, now=now)
+
+
+def _complete_locked(cfg: AgoraConfig, *, now: datetime | None = None) -> Completion:
     from agora import pipeline
     from agora.landing import landing_files
     from agora.warehouse import dbt_target, warehouse_path
@@ -837,19 +877,25 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
         for e in erasures:
             e["progress"].setdefault("warehouse_before", sum(counts[p] for p in e["pseudonyms"]))
         _save_journal(cfg, journal)
-        for layer in ("landing", "quarantine"):
-            removed, unset, files = scrub_files(cfg.path(layer), erased)
-            for e in erasures:
-                prog = e["progress"]
-                prog[layer] = prog.get(layer, 0) + sum(removed[p] for p in e["pseudonyms"])
-                prog[f"{layer}_links"] = prog.get(f"{layer}_links", 0) + sum(unset[p] for p in e["pseudonyms"])
-            log.info(
-                "privacy: %s: %d rows removed, %d links unset, %d files rewritten",
-                layer,
-                sum(removed.values()),
-                sum(unset.values()),
-                files,
-            )
+        # Under the landing lock: no extract writes between this scrub and the tombstones
+        # it re-reads (they were added before the journal entry, so it drops these accounts).
+        with locks.hold(cfg.path("state"), locks.LANDING):
+            tombstones = load_tombstones(cfg.path("state"))
+            for layer in ("landing", "quarantine"):
+                removed, unset, files = scrub_files(
+                    cfg.path(layer), erased, also=tombstones, clear_unattributed=layer == "quarantine"
+                )
+                for e in erasures:
+                    prog = e["progress"]
+                    prog[layer] = prog.get(layer, 0) + sum(removed[p] for p in e["pseudonyms"])
+                    prog[f"{layer}_links"] = prog.get(f"{layer}_links", 0) + sum(unset[p] for p in e["pseudonyms"])
+                log.info(
+                    "privacy: %s: %d rows removed, %d links unset, %d files rewritten",
+                    layer,
+                    sum(removed.values()),
+                    sum(unset.values()),
+                    files,
+                )
         _save_journal(cfg, journal)
 
     if not on_postgres:
@@ -875,9 +921,10 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
 
     after: Counter = Counter()
     if erased:
+        q_removed, _, _ = scrub_files(cfg.path("quarantine"), erased, dry_run=True, clear_unattributed=True)
         left = {
             "landing": sum(scrub_files(cfg.path("landing"), erased, dry_run=True)[0].values()),
-            "quarantine": sum(scrub_files(cfg.path("quarantine"), erased, dry_run=True)[0].values()),
+            "quarantine": sum(q_removed.values()),
             "warehouse": warehouse_rows(),
             "serving": _serving_rows_mentioning(cfg, erased),
         }
@@ -956,13 +1003,25 @@ def _as_day(value: date | datetime | str | None) -> date:
 
 
 def _old_partitions(root: str, cutoff: date) -> Iterator[str]:
-    """`<root>/<source>/dt=YYYY-MM-DD` directories whose day is before `cutoff`."""
+    """`<root>/<source>/dt=YYYY-MM-DD` directories whose day is before `cutoff`.
+
+    Every ``dt=`` directory found is judged, whatever the width of its year (old unpadded
+    names included); one whose name is not a date is reported, never silently kept.
+    """
     fs, path = fsspec.core.url_to_fs(root)
     if not fs.exists(path):
         return
     for d in sorted(fs.glob(posixpath.join(path, "*", "dt=*"))):
+        if not fs.isdir(d):
+            continue
         m = _DT_DIR.match(posixpath.basename(d))
-        if m and fs.isdir(d) and date.fromisoformat(m.group(1)) < cutoff:
+        try:
+            day = date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+        except ValueError:
+            day = None
+        if day is None:
+            log.warning("retention: %s is not a dt=YYYY-MM-DD partition; left for an operator", d)
+        elif day < cutoff:
             yield d
 
 
@@ -990,19 +1049,27 @@ def purge_retention(
     wall clock, so a rerun for the same date removes the same partitions. A partition is
     kept while its day is within `retention_days` of `as_of`.
     """
+    with locks.hold(cfg.path("state"), locks.PRIVACY):
+        return _purge_locked(cfg, as_of, rebuild=rebuild, now=now)
+
+
+def _purge_locked(
+    cfg: AgoraConfig, as_of: date | datetime | str | None, *, rebuild: bool, now: datetime | None
+) -> PurgeResult:
     day = _as_day(as_of)
     cutoff = day - timedelta(days=cfg.privacy.retention_days)
     result = PurgeResult(as_of=day.isoformat(), cutoff=cutoff.isoformat())
-    for layer in ("landing", "quarantine"):
-        root = cfg.path(layer)
-        fs, _ = fsspec.core.url_to_fs(root)
-        parts = rows = 0
-        for d in list(_old_partitions(root, cutoff)):
-            rows += _rows_in(fs, d)
-            fs.rm(d, recursive=True)
-            parts += 1
-        result.partitions_removed[layer] = parts
-        result.rows_removed[layer] = rows
+    with locks.hold(cfg.path("state"), locks.LANDING):
+        for layer in ("landing", "quarantine"):
+            root = cfg.path(layer)
+            fs, _ = fsspec.core.url_to_fs(root)
+            parts = rows = 0
+            for d in list(_old_partitions(root, cutoff)):
+                rows += _rows_in(fs, d)
+                fs.rm(d, recursive=True)
+                parts += 1
+            result.partitions_removed[layer] = parts
+            result.rows_removed[layer] = rows
     now = now or _now()
     entry = {
         "event": "retention",
@@ -1026,5 +1093,5 @@ def purge_retention(
     else:
         _append_audit(cfg, [{**entry, "status": "completed", "completed_at": now.isoformat()}])
     if rebuild and has_pending(cfg):
-        result.completion = complete_pending(cfg)
+        result.completion = _complete_locked(cfg)
     return result

@@ -22,8 +22,10 @@ Two suites run in a throwaway in-memory DuckDB database (nothing is written to t
    re-open every file; flags rather than copied columns because the pseudonym columns
    are the widest and their test the costliest): pseudonyms are 64 lowercase hex or
    null, required fields present, ``occurred_at`` not in the future, known platform and
-   record type, and team-written text (team files only) free of e-mail addresses, phone
-   numbers and @handles. Each rule is still its own GX expectation, selecting its
+   record type, no ``actor`` or ``parent_actor`` on the tombstone list (new or changed
+   files only: an opted-out account's old rows stay in files nobody rewrote), and
+   team-written text (team files only) free of e-mail addresses, phone numbers and
+   @handles. Each rule is still its own GX expectation, selecting its
    flagged rows. The key checks look only at keys whose hash is repeated, comparing the
    real keys there.
 
@@ -71,6 +73,7 @@ import pyarrow.parquet as pq
 from agora.config import PLATFORMS, TEAM_PLATFORMS, AgoraConfig
 from agora.envelope import ENVELOPE_SCHEMA, RECORD_TYPES, TEAM_TEXT_FIELDS
 from agora.landing import landing_file_fingerprints, read_state, write_state
+from agora.tombstones import load_tombstones
 from expectations.result import ContractError, ContractFailed, ContractResult, Failure
 
 log = logging.getLogger("agora.contracts.landing")
@@ -102,6 +105,7 @@ VALIDATED_KEYS = "landing_validated_keys"
 # candidates for the key checks, which then compare the real keys.
 REPEATED_KEYS = "landing_repeated_keys"
 FILES = "landing_files"  # file_id -> filename of every file in the tables above
+TOMBSTONES = "landing_tombstones"  # the state store's tombstone list when the contract runs
 LEDGER = "landing-contract"  # <state>/landing-contract.json; not a valid source name
 
 
@@ -121,6 +125,7 @@ class Check:
     predicate: str = ""
     query: str = ""
     team_text: bool = False
+    fresh_only: bool = False  # only rows of files new or changed since the ledger saw them
 
     @property
     def flag(self) -> str:
@@ -168,6 +173,12 @@ ROW_CHECKS = (
         "occurred_at_not_in_future",
         "occurred_at is not later than now (10 minutes of clock skew allowed)",
         predicate=f"occurred_at > now() + {FUTURE_TOLERANCE}",
+    ),
+    Check(
+        "actor_not_tombstoned",
+        "no actor or parent_actor is on the tombstone list (opted out or erased) in a new or changed file",
+        predicate=f"actor in (select pseudonym from {TOMBSTONES}) or parent_actor in (select pseudonym from {TOMBSTONES})",  # noqa: S608
+        fresh_only=True,
     ),
     Check(
         "platform_known",
@@ -261,6 +272,7 @@ class _File:
     rows: int
     columns: list[tuple[str, str, bool]]  # name, type, type_ok
     team_file: bool
+    fresh: bool = True  # new or changed since the ledger's last pass (not only re-checked by --full)
 
 
 def _rel(root_path: str, path: str) -> str:
@@ -338,6 +350,9 @@ class _Scratch:
         self.url = f"duckdb:///:memory:agora_landing_contract_{uuid.uuid4().hex}"
         # Same memory cap as the dbt profile: spill to disk rather than grow with the history.
         config: dict[str, Any] = {
+            # Never fetch an extension at run time (s3:// goes through a registered fsspec filesystem).
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
             "memory_limit": os.environ.get("AGORA_DUCKDB_MEMORY_LIMIT", "2GB"),
             "preserve_insertion_order": False,
             "temp_directory": tmp,
@@ -355,7 +370,7 @@ class _Scratch:
         self._engine.dispose()
 
 
-def _prepare_db(db: _Scratch, files: list[_File]) -> None:
+def _prepare_db(db: _Scratch, files: list[_File], tombstones: set[str]) -> None:
     file_columns = pa.Table.from_pylist(
         [
             {"filename": f.url, "column_name": n, "column_type": t, "type_ok": ok, "team_file": f.team_file}
@@ -376,6 +391,7 @@ def _prepare_db(db: _Scratch, files: list[_File]) -> None:
     # From Arrow, not executemany: row-by-row inserts take seconds per thousand rows.
     db.con.from_arrow(file_columns).create("landing_file_columns")
     db.con.from_arrow(expected).create("landing_expected_columns")
+    db.con.from_arrow(pa.table({"pseudonym": pa.array(sorted(tombstones), pa.string())})).create(TOMBSTONES)
 
 
 # What the row rules read. The other envelope columns (tags, run_id, ...) are held to
@@ -405,15 +421,16 @@ def _load_landing(db: _Scratch, files: list[_File], validated: list[str]) -> Non
     keys, for the cross-file tie check. Files are numbered in ``landing_files`` (a file id
     per row costs less than a file name per row).
     """
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    groups: dict[tuple[tuple[str, ...], bool], list[str]] = defaultdict(list)
     for f in files:
-        groups[tuple(sorted(_TEAM_ONLY & {n for n, _, _ in f.columns}))].append(f.url)
+        groups[(tuple(sorted(_TEAM_ONLY & {n for n, _, _ in f.columns})), f.fresh)].append(f.url)
     selects, urls = [], []
-    for team_columns, group in sorted(groups.items()):
+    for (team_columns, fresh), group in sorted(groups.items()):
         # Title/text exist only in team files (the column check saw to it); without them no text rule can match.
         text = ", ".join(n if n in team_columns else f"null::varchar as {n}" for n in sorted(_TEAM_ONLY))
         flags = ", ".join(
-            f"{c.predicate if team_columns or not c.team_text else 'false'} as {c.flag}"
+            f"{'false' if (c.team_text and not team_columns) or (c.fresh_only and not fresh) else c.predicate} "
+            f"as {c.flag}"
             for c in ROW_CHECKS
             if c.predicate
         )
@@ -565,6 +582,8 @@ def validate_landing(cfg: AgoraConfig, *, full: bool = False) -> ContractResult:
         return result
 
     files = _inspect_files(fs, root, [listed[rel][0] for rel in todo])
+    for f in files:
+        f.fresh = ledger.get(f.rel) != listed[f.rel][1]
     result.files_checked = len(files)
     result.rows_checked = sum(f.rows for f in files)
     days = {_day(f.rel) for f in files}
@@ -573,7 +592,8 @@ def validate_landing(cfg: AgoraConfig, *, full: bool = False) -> ContractResult:
     result.files_compared = len(validated)
 
     by_url = {f.url: f for f in files}
-    problems = _run_checks(cfg, db_files=files, validated=validated, fs=fs, result=result)
+    tombstones = load_tombstones(cfg.path("state"))
+    problems = _run_checks(cfg, db_files=files, validated=validated, fs=fs, result=result, tombstones=tombstones)
     for url in sorted(problems):
         file = by_url.get(url) or _inspect_files(fs, root, [fs._strip_protocol(url)])[0]  # a validated file in a tie
         result.quarantined.append(_quarantine(fs, cfg.path("quarantine"), file, problems[url]))
@@ -612,6 +632,7 @@ def _run_checks(
     validated: list[str],
     fs: fsspec.AbstractFileSystem,
     result: ContractResult,
+    tombstones: set[str] = frozenset(),
 ) -> dict[str, list[dict[str, Any]]]:
     """Both suites over the files to check; returns {file url: its reason.json entries}."""
     from expectations.gx_duckdb import ephemeral_context
@@ -622,7 +643,9 @@ def _run_checks(
     db = None
     try:
         db = _Scratch(tmp)
-        _prepare_db(db, db_files)
+        if not _is_local(fs):
+            db.con.register_filesystem(fs)  # DuckDB reads the objects through fsspec: no extension download
+        _prepare_db(db, db_files, tombstones)
         context = ephemeral_context()
 
         failed = _run_suite(context, db, "landing_file_columns", (COLUMNS_CHECK,))

@@ -90,7 +90,7 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
     assert incremental_contract["detail"]["files_checked"] == added["files"]
     assert incremental_contract["detail"]["rows_checked"] == added["rows"]
     assert incremental_contract["detail"]["files_unchanged"] == history["files"]
-    assert incremental_contract["detail"]["expectations_evaluated"] == 12
+    assert incremental_contract["detail"]["expectations_evaluated"] == 13
     assert "incremental_landing_contract_checked" in summary
     # Nothing new: the landing contract reads no file, and the day's marginal cost is reported.
     unchanged_contract = next(

@@ -95,7 +95,7 @@ def test_good_landing_passes(community, caplog):
         res = validate_landing(cfg)
     assert not [r for r in caplog.records if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
     assert res.success and res.rows_checked == 21
-    assert res.expectations_evaluated == res.expectations_passed == 12
+    assert res.expectations_evaluated == res.expectations_passed == 13
     assert len(landing_files(str(landing))) == 3
     assert not quarantine.exists()
     assert res.as_dict()["failures"] == []
@@ -332,7 +332,7 @@ def test_a_second_run_checks_no_old_file(community):
     write_landing([row("n1", datetime(2025, 2, 14, 8, tzinfo=UTC))], str(landing), "forum", "run2")
     new = validate_landing(cfg)
     assert (new.files_checked, new.files_unchanged, new.files_compared, new.rows_checked) == (1, 3, 0, 1)
-    assert new.expectations_evaluated == 12
+    assert new.expectations_evaluated == 13
     full = validate_landing(cfg, full=True)
     assert (full.files_checked, full.files_unchanged, full.rows_checked) == (4, 0, 22)
 

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -610,3 +611,235 @@ def test_nothing_identifying_in_any_log_line_or_file_of_the_full_run(erased_run)
     found = sorted(n for n in needles if n in logs)
     assert found == [], f"identifying strings in logs: {found}"
     assert leaks(erased_run["workdir"] / "data", needles) == []
+
+
+# -- races: an erasure against a running extract, two privacy runs at once -----------------------
+
+
+class GatedServer(ReplayServer):
+    """A replay server whose `gate_path` stalls, once armed, until the test opens the gate."""
+
+    def __init__(self, routes: dict, gate_path: str):
+        super().__init__(routes)
+        self.gate_path = gate_path
+        self.armed = False
+        self.reached = threading.Event()
+        self.gate = threading.Event()
+
+    def _next_reply(self, path: str, query: str):
+        if self.armed and path == self.gate_path:
+            self.reached.set()
+            self.gate.wait(900)
+        return super()._next_reply(path, query)
+
+
+def erasure_race(cfg, server: GatedServer, workdir: Path) -> dict:
+    """An extract stalls mid-fetch; an erasure is applied in full; the extract finishes.
+
+    What the issue reproduced: the extract had read the tombstones when it started and
+    landed the erased rows again after the audit said "completed".
+    """
+    from agora import pipeline
+
+    run_extract(cfg, "forum", SINCE, UNTIL)
+    gone = _p("discourse", "91")
+    landed_before = _column(cfg, "actor").count(gone)
+    server.armed = True
+    out: dict = {}
+
+    def slow_extract():
+        try:
+            out["extract"] = run_extract(cfg, "forum", SINCE, UNTIL)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            out["error"] = e
+
+    thread = threading.Thread(target=slow_extract)
+    thread.start()
+    try:
+        assert server.reached.wait(120), "the extract never reached the stalled page"
+        _requests(workdir / "inputs" / "requests.csv", [("discourse", "91", "erasure", "2025-07-02")])
+        out["apply"] = privacy.apply_requests(cfg)
+    finally:
+        server.gate.set()
+        thread.join(300)
+    assert "error" not in out, out.get("error")
+    out["landed_before"] = landed_before
+    out["landing_after"] = _column(cfg, "actor").count(gone) + _column(cfg, "parent_actor").count(gone)
+    out["quarantine_after"] = _column(cfg, "actor", "quarantine").count(gone)
+    # The next transform run builds from what the extract left.
+    pipeline.validate_landing(cfg)
+    pipeline.build(cfg)
+    from agora.warehouse import warehouse_path
+
+    out["staging_after"] = privacy._staging_counts(warehouse_path(cfg), {gone})[gone]
+    out["warehouse_after"] = privacy._rows_mentioning(warehouse_path(cfg), {gone})
+    out["audit"] = privacy.read_audit(cfg)
+    return out
+
+
+def race_config(workdir: Path, server_url: str, paths: dict | None = None):
+    extra = {"paths": paths} if paths else {}
+    return load_config(
+        write_config(
+            workdir,
+            [{"name": "forum", "type": "discourse", "base_url": server_url, "max_retries": 0, "timeout_seconds": 900}],
+            privacy={"requests": "inputs/requests.csv", "k_min": 2},
+            **extra,
+        )
+    )
+
+
+def check_erasure_won(out: dict) -> None:
+    res = out["apply"]
+    assert out["landed_before"] > 0
+    assert res.erasures == 1 and res.completion.requests_completed == 1 and res.completion.rebuilt
+    # The stalled extract finished after the erasure and dropped the account at write time.
+    assert out["extract"].dropped.get("opt_out", 0) >= out["landed_before"]
+    assert out["landing_after"] == 0 and out["quarantine_after"] == 0
+    assert out["staging_after"] == 0 and out["warehouse_after"] == 0
+    (entry,) = [e for e in out["audit"] if e.get("kind") == "erasure"]
+    assert entry["status"] == "completed" and entry["rows_removed"]["landing"] == out["landed_before"]
+
+
+def test_an_erasure_applied_while_an_extract_is_fetching_wins(workdir):
+    with GatedServer(fixture_routes(), "/t/110.json") as server:
+        cfg = race_config(workdir, server.url)
+        out = erasure_race(cfg, server, workdir)
+    check_erasure_won(out)
+
+
+def test_the_landing_contract_rejects_a_tombstoned_actor_in_a_new_file(workdir):
+    from agora import pipeline
+    from expectations.result import ContractFailed
+
+    cfg = _cfg(workdir)
+    gone, other = _p("discourse", "1"), _p("discourse", "2")
+    write_landing([_row("1", "2025-01-01T10:00:00", other)], cfg.path("landing"), "forum", "r1")
+    pipeline.validate_landing(cfg)
+    privacy.add_tombstones(cfg.path("state"), {gone})
+    # An old file that passed before the opt-out is not judged again (its rows may stay) ...
+    pipeline.validate_landing(cfg, full=True)
+    # ... but a file written afterwards by anything that skipped the tombstones is stopped.
+    write_landing([_row("2", "2025-01-02T10:00:00", gone)], cfg.path("landing"), "forum", "r2")
+    write_landing([_row("3", "2025-01-03T10:00:00", other, gone)], cfg.path("landing"), "forum", "r3")
+    with pytest.raises(ContractFailed) as e:
+        pipeline.validate_landing(cfg)
+    assert {f.expectation for f in e.value.result.failures} == {"actor_not_tombstoned"}
+    assert len(e.value.result.quarantined) == 2
+    assert gone not in _column(cfg, "actor") and gone not in _column(cfg, "parent_actor")
+
+
+REQUESTS_PER_RUN = 200
+
+
+def test_two_concurrent_privacy_runs_lose_nothing(workdir):
+    """Two processes apply 200 opt-outs each at the same time: 400 tombstones, 400 audit lines."""
+    cfg_path = write_config(
+        workdir,
+        [{"name": "forum", "type": "discourse", "base_url": "http://127.0.0.1:9", "max_retries": 0}],
+        privacy={"requests": "inputs/requests.csv"},
+    )
+    files = []
+    for run in range(2):
+        rows = [("discourse", str(100_000 * (run + 1) + i), "opt_out", "2025-07-02") for i in range(REQUESTS_PER_RUN)]
+        files.append(_requests(workdir / "inputs" / f"requests-{run}.csv", rows))
+    exe = Path(sys.executable).with_name("agora")
+    procs = [
+        subprocess.Popen(
+            [str(exe), "privacy", "apply", "--no-rebuild", "--requests", str(f), "--config", str(cfg_path)],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for f in files
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    cfg = load_config(cfg_path)
+    tombstones = load_tombstones(cfg.path("state"))
+    expected = {_p("discourse", str(100_000 * (run + 1) + i)) for run in range(2) for i in range(REQUESTS_PER_RUN)}
+    assert tombstones == expected
+    audit = privacy.read_audit(cfg)
+    assert len(audit) == 2 * REQUESTS_PER_RUN and all(e["status"] == "completed" for e in audit)
+    assert not list(Path(cfg.path("state")).rglob("*.tmp"))
+
+
+def test_concurrent_tombstone_writers_keep_every_pseudonym(workdir):
+    """The lower-level failure of the issue (297 of 400 kept): two writers, 200 adds each, one at a time."""
+    import multiprocessing
+
+    cfg = _cfg(workdir)
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)  # both write at the same time, after their (slow) interpreter start
+    procs = [ctx.Process(target=_add_many, args=(cfg.path("state"), run, start)) for run in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(load_tombstones(cfg.path("state"))) == 2 * REQUESTS_PER_RUN
+
+
+def _add_many(state_root: str, run: int, start) -> None:
+    start.wait(120)
+    for i in range(REQUESTS_PER_RUN):
+        privacy.add_tombstones(state_root, {pseudonym(TEST_KEY, "discourse", f"{run}-{i}")})
+
+
+# -- partitions and quarantine --------------------------------------------------------------------
+
+
+def test_partitions_are_zero_padded_and_retention_purges_every_partition(workdir):
+    cfg = _cfg(workdir, retention_days=30)
+    someone = _p("discourse", "1")
+    write_landing([_row("1", "0001-01-01T00:00:00", someone)], cfg.path("landing"), "forum", "r1")
+    assert [p.name for p in Path(cfg.path("landing"), "forum").iterdir()] == ["dt=0001-01-01"]
+    # A partition written before names were padded, and one that is not a date at all.
+    legacy = Path(cfg.path("landing"), "forum", "dt=1-01-02")
+    legacy.mkdir()
+    pq.write_table(
+        pa.Table.from_pylist([_row("2", "0001-01-02T00:00:00", someone)], schema=ENVELOPE_SCHEMA), legacy / "r0.parquet"
+    )
+    odd = Path(cfg.path("landing"), "forum", "dt=unknown")
+    odd.mkdir()
+    res = privacy.purge_retention(cfg, "2025-02-15", rebuild=False)
+    assert res.partitions_removed["landing"] == 2 and res.rows_removed["landing"] == 2
+    assert [p.name for p in Path(cfg.path("landing"), "forum").iterdir()] == ["dt=unknown"]
+
+
+def test_an_erasure_reaches_quarantined_rejects(workdir):
+    from agora.landing import write_quarantine
+
+    cfg = _cfg(workdir)
+    gone, other = _p("discourse", "1"), _p("discourse", "2")
+    write_landing(
+        [_row("1", "2025-01-01T10:00:00", gone), _row("2", "2025-01-01T11:00:00", other)],
+        cfg.path("landing"),
+        "forum",
+        "r1",
+    )
+    write_quarantine(
+        [
+            ("bad timestamp", "501", {"id": 501, "user_id": 1}, gone),
+            ("bad timestamp", "502", {"id": 502, "user_id": 2}, other),
+            ("no id", "503", {"id": 503}, None),  # the connector could not tell the author
+        ],
+        cfg.path("quarantine"),
+        "forum",
+        "r1",
+        "2025-01-02",
+    )
+    _requests(workdir / "inputs" / "requests.csv", [("discourse", "1", "erasure", "2025-02-01")])
+    privacy.apply_requests(cfg, rebuild=False)
+    done = privacy.complete_pending(cfg)
+    assert done.requests_completed == 1 and done.rows_removed["quarantine"] == 1
+    rows = {r["reason"] + str(r["actor"]): r for r in _table_rows(cfg.path("quarantine"))}
+    assert gone not in {r["actor"] for r in rows.values()}
+    assert rows["bad timestamp" + other]["record_id"] == "502"  # attributed to someone else: kept
+    anon = rows["no idNone"]
+    assert anon["record_id"] is None and anon["payload_sha256"] is None and anon["reason"] == "no id"
+
+
+def _table_rows(root: str) -> list[dict]:
+    return [r for f in privacy._parquet_files(root) for r in pq.read_table(f).to_pylist()]
