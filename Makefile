@@ -48,7 +48,7 @@ docs-images: setup ## README images from what `make run` published: docs/report.
 	$(VENV)/bin/python -m agora.report screenshot data/reports/example/report.html docs/report.png
 	dashboards/run.sh up
 	SUPERSET_ADMIN_PASSWORD=$${SUPERSET_ADMIN_PASSWORD:-$$(cat .superset/admin_password)} PYTHONPATH=$(CURDIR) \
-		.superset/venv/bin/python -m dashboards.browser --out docs/dashboard.png >/dev/null
+		.superset/venv/bin/python -m dashboards.browser --url http://127.0.0.1:$${SUPERSET_PORT:-8088} --out docs/dashboard.png >/dev/null
 
 dashboards-stop: ## Stop Superset (gunicorn master and workers, by PID)
 	dashboards/run.sh stop

@@ -10,11 +10,17 @@ exported and diffed against them. Two things are ours:
 
 The example queries in ``docs/analyst-queries.md`` become SQL Lab saved queries,
 so the documentation and what analysts find in Superset cannot drift apart.
+
+Every chart also gets its saved ``query_context`` (what Superset's browser client would
+store on "Save"): without it the chart-data API (`GET /api/v1/chart/{id}/data/`), and so
+CSV export, alerts & reports and embedding, answers HTTP 400. Superset's import points
+its datasource at the imported dataset.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 import zipfile
@@ -118,6 +124,74 @@ def analyst_queries(path: Path = ANALYST_QUERIES) -> list[dict[str, str]]:
     ]
 
 
+def _where(filters: list[dict[str, Any]]) -> str:
+    return " AND ".join(f"({f['sqlExpression']})" for f in filters if f.get("expressionType") == "SQL")
+
+
+def _query(params: dict[str, Any], suffix: str = "") -> dict[str, Any]:
+    """One query object, built from the chart's form data as Superset's own client builds it."""
+    metrics = list(params.get(f"metrics{suffix}", []))
+    if "metric" in params:
+        metrics.append(params["metric"])
+    groupby = params.get(f"groupby{suffix}", [])
+    groupby = [groupby] if isinstance(groupby, str) else list(groupby)
+    columns: list[Any] = []
+    extras: dict[str, Any] = {"having": "", "where": _where(params.get(f"adhoc_filters{suffix}", []))}
+    if params.get("query_mode") == "raw":
+        columns = list(params.get("all_columns", []))
+        orderby = [list(json.loads(o)) for o in params.get("order_by_cols", [])]
+    else:
+        x_axis = params.get("x_axis")
+        if x_axis and params.get("time_grain_sqla"):
+            extras["time_grain_sqla"] = params["time_grain_sqla"]
+            columns.append(
+                {
+                    "columnType": "BASE_AXIS",
+                    "sqlExpression": x_axis,
+                    "label": x_axis,
+                    "expressionType": "SQL",
+                    "timeGrain": params["time_grain_sqla"],
+                }
+            )
+        elif x_axis:
+            columns.append(x_axis)
+        columns += groupby
+        orderby = [[metrics[0], False]] if metrics else []
+    return {
+        "filters": [],
+        "extras": extras,
+        "applied_time_extras": {},
+        "columns": columns,
+        "metrics": metrics,
+        "orderby": orderby,
+        "annotation_layers": [],
+        "row_limit": params.get(f"row_limit{suffix}", params.get("row_limit", 10000)),
+        "series_limit": 0,
+        "order_desc": True,
+        "url_params": {},
+        "custom_params": {},
+        "custom_form_data": {},
+    }
+
+
+def query_context(chart: dict[str, Any]) -> str:
+    """The saved query context of a chart (JSON text, as Superset stores it)."""
+    params = chart["params"]
+    queries = [_query(params)]
+    if chart["viz_type"] == "mixed_timeseries":
+        queries.append(_query(params, "_b"))
+    return json.dumps(
+        {
+            "datasource": {"id": 0, "type": "table"},  # set to the imported dataset by Superset's import
+            "force": False,
+            "queries": queries,
+            "form_data": params,
+            "result_format": "json",
+            "result_type": "full",
+        }
+    )
+
+
 def check_assets(assets: dict[str, dict[str, Any]]) -> list[str]:
     """Consistency problems a Superset import would report late or not at all."""
     problems: list[str] = []
@@ -195,6 +269,8 @@ def build_bundle(serving_path: Path, out_zip: Path, assets_dir: Path = ASSETS) -
         elif name.startswith("datasets/"):
             db_name = next(d["database_name"] for d in databases if d["uuid"] == asset["database_uuid"])
             name = f"datasets/{_safe(db_name)}/{Path(name).name}"
+        elif name.startswith("charts/"):
+            asset["query_context"] = query_context(asset)
         elif name.startswith("dashboards/"):
             asset["position"] = expand_layout(asset, charts)
             del asset["layout"]
