@@ -139,6 +139,7 @@ def publish(config: Optional[Path] = ConfigOpt) -> None:
     cfg = _config(config)
     try:
         pipeline.validate_marts(cfg)
+        pipeline.release(cfg)  # differential privacy only: draws the months now due, once
         res = pipeline.publish(cfg)
     except Exception as e:  # noqa: BLE001
         raise _fail("publish", e) from None
@@ -164,6 +165,7 @@ def run(
             ("landing contract", pipeline.validate_landing),
             ("dbt build", pipeline.build),
             ("mart contract", pipeline.validate_marts),
+            ("release (differential privacy, when on)", pipeline.release),
             ("publish", pipeline.publish),
         ):
             with console.status(f"{label} …"):
@@ -295,6 +297,47 @@ def privacy_purge(
     console.print(table)
 
 
+@privacy_app.command("budget")
+def privacy_budget(config: Optional[Path] = ConfigOpt) -> None:
+    """Print the differential-privacy ledger (every release and refusal) and the budget left."""
+    from agora import dp
+
+    cfg = _config(config)
+    settings = dp.settings(cfg)
+    if settings is None:
+        console.print("differential privacy is off (no privacy.differential_privacy in agora.yml): exact values")
+        return
+    ledger = dp.read_ledger(cfg)
+    table = Table(title=f"privacy budget ledger ({dp.ledger_url(cfg)})")
+    for col in ("month", "event", "rho", "epsilon at delta 1e-7", "KPIs", "noise scales", "at"):
+        table.add_column(col)
+    for e in ledger:
+        scales = ", ".join(f"{k} {v:.3g}" for k, v in (e.get("scale_by_kpi") or {}).items())
+        rho = float(e.get("rho", 0.0))
+        table.add_row(
+            e["month"][:7],
+            e["event"] if e["event"] == "release" else f"refused ({e.get('window')}: {e.get('window_total', 0):.4f})",
+            f"{rho:.4f}",
+            f"{dp.epsilon(rho):.3f}" if rho else "–",
+            ", ".join(e.get("kpis", [])),
+            scales or "–",
+            e.get("released_at") or e.get("refused_at", ""),
+        )
+    console.print(table)
+    spent = dp.spent_by_month(ledger)
+    cap = settings.rho_cap_12_months
+    if spent:
+        latest = max(spent)
+        worst, start = dp.worst_window(spent, latest, 0.0)
+        console.print(
+            f"spent over the 12 months {start:%Y-%m}..{dp._add_months(start, 11):%Y-%m}: rho {worst:.4f} of cap {cap} "
+            f"(epsilon {dp.epsilon(worst):.3f} at delta 1e-7); left for {dp._add_months(latest, 1):%Y-%m}: "
+            f"rho {dp.remaining(cfg, dp._add_months(latest, 1)):.4f}; each month spends {settings.rho_per_month}"
+        )
+    else:
+        console.print(f"nothing released yet; cap rho {cap} over any 12 months, {settings.rho_per_month} a month")
+
+
 @app.command()
 def demo(
     seed: int = typer.Option(42, help="Seed of the generated community: same seed, same marts."),
@@ -346,13 +389,26 @@ def _demo_through_airflow(config_path: Path, repo: Path) -> None:
     console.print("  agora_report: success (data/reports/)")
 
 
+def _is_share(line) -> bool:
+    return line.unit in ("share", "ratio", "rate") or line.kpi.endswith("_rate") or line.kpi.endswith("_share")
+
+
 def _fmt(line) -> str:
     if line.suppressed or line.value is None:
         return "suppressed"
     v = line.value
-    if line.unit in ("share", "ratio", "rate") or (line.kpi.endswith("_rate") or line.kpi.endswith("_share")):
-        return f"{v:.1%}"
-    return f"{v:,.1f}" if abs(v - round(v)) > 1e-9 else f"{v:,.0f}"
+    if _is_share(line):
+        text = f"{v:.1%}"
+    else:
+        text = f"{v:,.1f}" if abs(v - round(v)) > 1e-9 else f"{v:,.0f}"
+    if getattr(line, "release", "exact") == "dp" and line.noise_scale is not None:
+        half = 1.96 * line.noise_scale
+        text += (
+            f" (differentially private, ±{half:.1%} at 95 %)"
+            if _is_share(line)
+            else (f" (differentially private, ±{half:,.0f} at 95 %)")
+        )
+    return text
 
 
 def print_summary(cfg) -> None:
@@ -382,7 +438,13 @@ def print_summary(cfg) -> None:
             str(line.group_size) if line.group_size is not None else "–",
         )
     console.print(table)
-    console.print("Suppressed = fewer than k_min accounts behind the number (privacy.k_min).")
+    if any(line.release == "dp" for line in lines):
+        console.print(
+            "Differentially private values carry noise drawn once at release (docs/privacy.md); "
+            "suppressed = the noisy count is below k_min (privacy.k_min)."
+        )
+    else:
+        console.print("Suppressed = fewer than k_min accounts behind the number (privacy.k_min).")
 
 
 if __name__ == "__main__":

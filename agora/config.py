@@ -52,6 +52,34 @@ class StaffAccount(_Strict):
     account: str = Field(description="The platform's stable account id (not the handle).")
 
 
+class DifferentialPrivacy(_Strict):
+    """Opt-in: account-based KPIs released through OpenDP's Gaussian mechanism (zCDP); docs/privacy.md."""
+
+    rho_per_month: float = Field(
+        gt=0, le=1, description="zCDP budget one month's release spends, all DP values together."
+    )
+    rho_cap_12_months: float = Field(gt=0, le=12, description="Never spend more than this over any 12 months.")
+    release_after_days: int = Field(
+        ge=3,
+        le=366,
+        description="A month is released once, this many days after it closes (>= 3: the returning-newcomer "
+        "window of the previous month's last newcomers must have closed).",
+    )
+    max_contributions_per_account: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Contributions of one account in one month counted at most this many times (the clamp "
+        "that bounds the sensitivity of `contributions`).",
+    )
+
+    @model_validator(mode="after")
+    def _month_fits_cap(self) -> DifferentialPrivacy:
+        if self.rho_per_month > self.rho_cap_12_months:
+            raise ValueError("rho_per_month is larger than rho_cap_12_months: no month could ever be released")
+        return self
+
+
 class Privacy(_Strict):
     k_min: int = Field(5, ge=2, description="Smallest group any published number may describe.")
     retention_days: int = Field(395, ge=1, description="Landing data older than this is purged.")
@@ -70,6 +98,9 @@ class Privacy(_Strict):
         pattern=r"^([^@\s]+@[^@\s]+\.[^@\s]+|https://\S+)$",
         description="Where people send opt-out and erasure requests (an e-mail address or an https URL); "
         "shown in the public notice (`agora notice`).",
+    )
+    differential_privacy: DifferentialPrivacy | None = Field(
+        None, description="Release account-based KPIs with differential privacy (off when absent)."
     )
 
 

@@ -104,6 +104,18 @@ def validate_marts(cfg: AgoraConfig) -> dict[str, Any]:
     return _as_dict(_validate(cfg, warehouse_path(cfg), manifest_path()))
 
 
+def release(cfg: AgoraConfig, as_of: Any = None) -> dict[str, Any]:
+    """Differential privacy (opt-in): draw, once, the months now due; between the mart contract and publish.
+
+    Does nothing when `privacy.differential_privacy` is absent. Publish then serves only
+    released values (agora.release), so the exact account-based marts never reach serving.
+    Raises agora.dp.BudgetRefused when a month's release would break the 12-month cap.
+    """
+    from agora.dp import release_due
+
+    return _as_dict(release_due(cfg, as_of))
+
+
 def publish(cfg: AgoraConfig) -> dict[str, Any]:
     from agora.publish import publish as _publish
 
@@ -116,6 +128,7 @@ def run_all(cfg: AgoraConfig, since: Any = None, until: Any = None) -> list[dict
     validate_landing(cfg)
     build(cfg)
     validate_marts(cfg)
+    release(cfg)
     publish(cfg)
     return extracted
 
@@ -143,6 +156,8 @@ class KpiLine:
     previous: float | None
     target: float | None
     unit: str | None
+    release: str = "exact"
+    noise_scale: float | None = None
 
 
 def _num(value: Any) -> float | None:
@@ -151,7 +166,8 @@ def _num(value: Any) -> float | None:
 
 _KPI_MONTH = "select max(month) from {schema}.community_kpis_monthly where platform = {p} and kpi = 'active_members'"
 _KPI_ROWS = """
-    select k.kpi, k.value, k.group_size, k.is_suppressed, p.value as previous, c.target, c.unit
+    select k.kpi, k.value, k.group_size, k.is_suppressed, p.value as previous, c.target, c.unit,
+        k.release, k.noise_scale
     from {schema}.community_kpis_monthly as k
     left join {schema}.community_kpis_monthly as p
         on p.kpi = k.kpi and p.platform = k.platform and p.month = k.month - interval '1 month'
@@ -185,7 +201,7 @@ def kpi_summary(cfg: AgoraConfig, platform: str = "all") -> tuple[date | None, l
     finally:
         con.close()
     # PostgreSQL returns numerics as Decimal; the summary prints floats either way.
-    by_kpi = {r[0]: KpiLine(r[0], _num(r[1]), r[2], r[3], _num(r[4]), _num(r[5]), r[6]) for r in rows}
+    by_kpi = {r[0]: KpiLine(r[0], _num(r[1]), r[2], r[3], _num(r[4]), _num(r[5]), r[6], r[7], _num(r[8])) for r in rows}
     ordered = [by_kpi[k] for k in SUMMARY_KPIS if k in by_kpi]
     ordered += [v for k, v in sorted(by_kpi.items()) if k not in SUMMARY_KPIS]
     return month, ordered

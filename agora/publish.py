@@ -94,7 +94,9 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def _copy_marts(source: str, target: str, result: PublishResult) -> None:
+def _copy_marts(source: str, target: str, result: PublishResult, released: dict | None = None) -> None:
+    """Copy every base table of the warehouse's marts; with `released` (differential
+    privacy, agora.release) copy only their shape and insert the released rows instead."""
     import duckdb
 
     con = duckdb.connect(target)
@@ -116,7 +118,15 @@ def _copy_marts(source: str, target: str, result: PublishResult) -> None:
             con.execute(f"create schema {MARTS_SCHEMA}")
             for name in tables:
                 rel = f"{MARTS_SCHEMA}.{_quote_ident(name)}"
-                con.execute(f"create table {rel} as select * from warehouse.{rel}")  # noqa: S608
+                if released is None:
+                    con.execute(f"create table {rel} as select * from warehouse.{rel}")  # noqa: S608
+                else:
+                    # Not one exact row is copied: the file must never hold them, not even in free blocks.
+                    con.execute(f"create table {rel} as select * from warehouse.{rel} limit 0")  # noqa: S608
+                    cols, rows = released[name]
+                    if rows:
+                        marks = ", ".join("?" for _ in cols)
+                        con.executemany(f"insert into {rel} values ({marks})", rows)  # noqa: S608
                 result.tables[name] = con.execute(f"select count(*) from {rel}").fetchone()[0]  # noqa: S608
         finally:
             con.execute("detach warehouse")
@@ -153,6 +163,16 @@ def publish_lock(target: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _released(cfg: AgoraConfig, warehouse_file: str) -> dict | None:
+    """With differential privacy on: the released tables to publish instead of the exact marts."""
+    if cfg.privacy.differential_privacy is None:
+        return None
+    from agora.publish_pg import read_warehouse_marts
+    from agora.release import released_marts
+
+    return released_marts(cfg, read_warehouse_marts(cfg, warehouse_file))
+
+
 def publish(cfg: AgoraConfig) -> PublishResult:
     """Copy the marts of `<warehouse>/agora.duckdb` into a fresh serving.duckdb, swapped atomically.
 
@@ -183,13 +203,25 @@ def publish(cfg: AgoraConfig) -> PublishResult:
             _remove(leftover)  # left by a publish that crashed (none runs now: we hold the lock)
         staging = f"{target}.{os.getpid()}-{secrets.token_hex(4)}.new"
         try:
-            _copy_marts(source, staging, result)
+            _copy_marts(source, staging, result, _released(cfg, source))
             _fsync(staging)
             os.replace(staging, target)
         except BaseException:
             _remove(staging)
             raise
         _fsync(directory)  # the rename itself survives a power cut
+
+
+    released = _released(cfg, source)
+    _remove(staging)  # left by a publish that crashed
+    try:
+        _copy_marts(source, staging, result, released)
+        _fsync(staging)
+        os.replace(staging, target)
+    except BaseException:
+        _remove(staging)
+        raise
+    _fsync(directory)  # the rename itself survives a power cut
     result.bytes = os.path.getsize(target)
     result.seconds = time.monotonic() - started
     log.info(

@@ -242,6 +242,10 @@ def publish_postgres(cfg: AgoraConfig, warehouse_file: str | None = None) -> Pub
         _lock(conn, schema)
         # Read under the lock: a publish that waited copies the marts as they are now.
         marts = read_warehouse_marts(cfg, warehouse_file)
+        if cfg.privacy.differential_privacy is not None:
+            from agora.release import released_marts
+
+            marts = released_marts(cfg, marts)  # exact account-based values never leave the warehouse
         try:
             _build_new_schema(conn, new, serving.reader_role, marts, result)
             _swap(conn, schema, new, old)

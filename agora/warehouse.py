@@ -83,6 +83,11 @@ def known_kpis() -> list[str]:
         return [row["kpi"] for row in csv.DictReader(f)]
 
 
+def dp_bound(cfg: AgoraConfig) -> int:
+    dp = cfg.privacy.differential_privacy
+    return dp.max_contributions_per_account if dp else 10
+
+
 def dbt_env(cfg: AgoraConfig, *, with_password: bool = True) -> dict[str, str]:
     """The environment variables the dbt project reads (see dbt_project.yml and profiles.yml).
 
@@ -99,6 +104,8 @@ def dbt_env(cfg: AgoraConfig, *, with_password: bool = True) -> dict[str, str]:
         "AGORA_WAREHOUSE_PATH": warehouse_path(cfg),
         "AGORA_LANDING_ROOT": cfg.path("landing").rstrip("/"),
         "AGORA_K_MIN": str(cfg.privacy.k_min),
+        # The clamp of int_dp_counts_monthly; agora/dp.py checks the built value matches.
+        "AGORA_DP_MAX_CONTRIBUTIONS": str(dp_bound(cfg)),
         "AGORA_KPI_TARGETS": json.dumps(cfg.kpis.targets, sort_keys=True),
         "AGORA_COMMUNITY": cfg.community,
     }

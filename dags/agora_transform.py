@@ -34,6 +34,7 @@ DBT_ENV_KEYS = (
     "AGORA_WAREHOUSE_PATH",
     "AGORA_LANDING_ROOT",
     "AGORA_K_MIN",
+    "AGORA_DP_MAX_CONTRIBUTIONS",
     "AGORA_KPI_TARGETS",
     "AGORA_COMMUNITY",
     # Only with `warehouse: {kind: postgres}`; otherwise empty and left to the worker's environment.
@@ -167,6 +168,20 @@ def agora_transform():
         except ContractFailed as e:
             raise AirflowFailException(str(e)) from None
 
+    @task(pool=WAREHOUSE_POOL)
+    def dp_release() -> dict:
+        """Differential privacy (when agora.yml turns it on): release the months now due, once."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from agora import pipeline
+        from agora.config import load_config
+        from agora.dp import BudgetRefused
+
+        try:
+            return pipeline.release(load_config())
+        except BudgetRefused as e:
+            raise AirflowFailException(str(e)) from None
+
     @task(pool=WAREHOUSE_POOL, outlets=[SERVING])
     def publish() -> dict:
         from agora import pipeline
@@ -174,7 +189,7 @@ def agora_transform():
 
         return pipeline.publish(load_config())
 
-    chain(dbt_settings(), landing_contract(), load_landing(), dbt, mart_contract(), publish())
+    chain(dbt_settings(), landing_contract(), load_landing(), dbt, mart_contract(), dp_release(), publish())
 
 
 agora_transform()

@@ -22,7 +22,11 @@ final as (
         cast(kpis.kpi as varchar) as kpi,
         cast({{ suppressed_value('kpis.value', 'kpis.group_size', k_min) }} as double precision) as value,
         cast(kpis.group_size as bigint) as group_size,
-        cast({{ is_suppressed('kpis.group_size', k_min) }} as boolean) as is_suppressed
+        cast({{ is_suppressed('kpis.group_size', k_min) }} as boolean) as is_suppressed,
+        -- How the value was released: dbt builds exact values; with differential privacy
+        -- on, the release step (agora/dp.py) replaces account-based rows before publishing.
+        cast('exact' as varchar) as release,
+        cast(null as double precision) as noise_scale
     from kpis
 )
 

@@ -35,7 +35,9 @@ final as (
         cast(definitions.direction as varchar) as direction,
         cast(targets.target as double precision) as target,
         cast(definitions.mart as varchar) as mart,
-        cast(definitions.origin as varchar) as origin
+        cast(definitions.origin as varchar) as origin,
+        -- exact here; the differential-privacy release marks its KPIs `dp` or `withheld`.
+        cast('exact' as varchar) as release
     from definitions
     left join targets
         on definitions.kpi = targets.kpi
