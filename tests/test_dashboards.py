@@ -407,6 +407,10 @@ def build_serving_db(path: Path, *, months: int = 18, seed: int = 7, scale: floa
             # one VALUES statement per table: executemany is row-by-row and takes seconds
             placeholders = ", ".join("(" + ", ".join("?" * len(rows[0])) + ")" for _ in rows)
             con.execute(f"insert into marts.{table} values {placeholders}", [v for row in rows for v in row])
+        # How values were released (docs/privacy.md): exact here, as dbt builds them.
+        con.execute("alter table marts.community_kpis_monthly add column release varchar default 'exact'")
+        con.execute("alter table marts.community_kpis_monthly add column noise_scale double")
+        con.execute("alter table marts.kpi_catalog add column release varchar default 'exact'")
     finally:
         con.close()
     os.replace(tmp, path)
