@@ -32,7 +32,16 @@ from tests.landing_factory import (
 TARGETS = {"returning_newcomer_rate": 0.4, "nps": 30.0, "median_hours_to_first_response": 24.0}
 
 MART_COLUMNS = {
-    "community_kpis_monthly": ["month", "platform", "kpi", "value", "group_size", "is_suppressed"],
+    "community_kpis_monthly": [
+        "month",
+        "platform",
+        "kpi",
+        "value",
+        "group_size",
+        "is_suppressed",
+        "release",
+        "noise_scale",
+    ],
     "cohort_retention": [
         "cohort_month",
         "platform",
@@ -74,7 +83,7 @@ MART_COLUMNS = {
     ],
     "team_activity_monthly": ["month", "activity_kind", "activities"],
     "learnings": ["learned_on", "title", "text", "tags", "kpis"],
-    "kpi_catalog": ["kpi", "kind", "nature", "definition", "unit", "direction", "target", "mart", "origin"],
+    "kpi_catalog": ["kpi", "kind", "nature", "definition", "unit", "direction", "target", "mart", "origin", "release"],
 }
 
 
@@ -221,6 +230,8 @@ def test_marts_have_the_contract_columns_and_nothing_else(built):
         "value": "DOUBLE",
         "group_size": "BIGINT",
         "is_suppressed": "BOOLEAN",
+        "release": "VARCHAR",
+        "noise_scale": "DOUBLE",
     }
 
 

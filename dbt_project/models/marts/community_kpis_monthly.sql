@@ -25,7 +25,7 @@ final as (
         cast({{ is_suppressed('kpis.group_size', k_min) }} as boolean) as is_suppressed,
         -- How the value was released: dbt builds exact values; with differential privacy
         -- on, the release step (agora/dp.py) replaces account-based rows before publishing.
-        cast('exact' as varchar) as release,
+        cast('exact' as varchar) as release,  -- noqa: RF04
         cast(null as double precision) as noise_scale
     from kpis
 )

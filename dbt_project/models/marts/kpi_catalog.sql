@@ -37,7 +37,7 @@ final as (
         cast(definitions.mart as varchar) as mart,
         cast(definitions.origin as varchar) as origin,
         -- exact here; the differential-privacy release marks its KPIs `dp` or `withheld`.
-        cast('exact' as varchar) as release
+        cast('exact' as varchar) as release  -- noqa: RF04
     from definitions
     left join targets
         on definitions.kpi = targets.kpi
