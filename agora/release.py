@@ -41,7 +41,13 @@ EXACT_KPIS = (
     "team_activities",
     "learnings",
 )
-EXACT_MARTS = ("feedback_loop_monthly", "nps_quarterly", "team_activity_monthly", "learnings")
+EXACT_MARTS = (
+    "feedback_loop_monthly",
+    "feedback_loop_quarterly",
+    "nps_quarterly",
+    "team_activity_monthly",
+    "learnings",
+)
 KPI_MART = "community_kpis_monthly"
 CATALOG = "kpi_catalog"
 

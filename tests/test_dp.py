@@ -8,8 +8,8 @@ released and published with `privacy.differential_privacy` on.
 from __future__ import annotations
 
 import math
-import re
 import random
+import re
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
