@@ -210,18 +210,6 @@ def publish(cfg: AgoraConfig) -> PublishResult:
             _remove(staging)
             raise
         _fsync(directory)  # the rename itself survives a power cut
-
-
-    released = _released(cfg, source)
-    _remove(staging)  # left by a publish that crashed
-    try:
-        _copy_marts(source, staging, result, released)
-        _fsync(staging)
-        os.replace(staging, target)
-    except BaseException:
-        _remove(staging)
-        raise
-    _fsync(directory)  # the rename itself survives a power cut
     result.bytes = os.path.getsize(target)
     result.seconds = time.monotonic() - started
     log.info(
