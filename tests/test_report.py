@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.dataset as ds
 import pytest
+import yaml
 
 from agora import pipeline
 from agora.config import load_config
@@ -203,3 +204,23 @@ def test_first_page_screenshot(published, tmp_path):
     files = build_report(cfg, MONTH, tmp_path)
     png = screenshot(files.html, tmp_path / "report.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 40_000
+
+
+def test_postgresql_serving_gives_the_same_report(published, postgres, tmp_path, monkeypatch):
+    """The same marts published to PostgreSQL serving make the same HTML as serving.duckdb."""
+    from agora.config import PostgresServing
+    from agora.publish import publish
+    from agora.publish_pg import provision
+
+    _, cfg, _ = published
+    monkeypatch.setenv("AGORA_SERVING_PASSWORD", "publisher-report-test")
+    serving = PostgresServing(kind="postgres", host=postgres.host, port=postgres.port, database="report_serving")
+    provision(postgres.url(), serving, "reader-report-test")
+    raw = yaml.safe_load((cfg.root / "agora.yml").read_text())
+    raw["serving"] = {"kind": "postgres", "host": postgres.host, "port": postgres.port, "database": "report_serving"}
+    (tmp_path / "agora.yml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    pg_cfg = load_config(tmp_path / "agora.yml")
+    publish(pg_cfg)
+    from_pg = build_report(pg_cfg, MONTH, tmp_path / "pg", today=date(2026, 12, 4))
+    from_duckdb = build_report(cfg, MONTH, tmp_path / "duckdb", today=date(2026, 12, 4))
+    assert from_pg.html.read_text() == from_duckdb.html.read_text()
