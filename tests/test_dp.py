@@ -350,3 +350,36 @@ def test_summary_and_budget_label_dp_values(community, monkeypatch):
     budget = cli.invoke(_app(), ["privacy", "budget", "--config", str(cfg.root / "agora-state-dp.yml")])
     assert budget.exit_code == 0, budget.output
     assert "2025-01" in budget.output and "epsilon" in budget.output
+
+
+def test_postgres_serving_gets_the_same_released_values(community, postgres, monkeypatch):
+    """publish_pg substitutes the released tables too: PostgreSQL serving holds no exact account count."""
+    import psycopg2
+
+    from agora.config import PostgresServing
+    from agora.publish_pg import provision
+
+    serving = PostgresServing(kind="postgres", host=postgres.host, port=postgres.port, database="serving_dp")
+    monkeypatch.setenv("AGORA_SERVING_PASSWORD", "publisher-test-only")
+    provision(postgres.url(), serving, "reader-test-only")
+    root = community["root"]
+    path = _config(root, "state-dp", **DP_BLOCK)
+    doc = yaml.safe_load(path.read_text())
+    doc["serving"] = {"kind": "postgres", "host": postgres.host, "port": postgres.port, "database": "serving_dp"}
+    pg_path = root / "agora-pg.yml"
+    pg_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    pipeline.publish(community["dp_cfg"])
+    pipeline.publish(load_config(pg_path))
+    conn = psycopg2.connect(
+        host=postgres.host, port=postgres.port, dbname="serving_dp", user="agora_reader", password="reader-test-only"
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select * from marts.community_kpis_monthly order by 1, 2, 3")
+            pg_rows = cur.fetchall()
+            cur.execute("select count(*) from marts.cohort_retention")
+            (cohorts,) = cur.fetchone()
+    finally:
+        conn.close()
+    assert pg_rows == _rows(community["serving"], "community_kpis_monthly")
+    assert cohorts == 0 and {r[6] for r in pg_rows} == {"dp"}
