@@ -9,42 +9,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    HttpUrl,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from connectors.schema import ConfigError, Strict
+
 DEFAULT_CONFIG = "agora.yml"
 
-PLATFORMS = (
-    "discourse",
-    "github",
-    "mediawiki",
-    "stackexchange",
-    "x",
-    "mastodon",
-    "survey",
-    "feedback_log",
-    "learnings",
-    "team_activity",
-)
-TEAM_PLATFORMS = ("survey", "feedback_log", "learnings", "team_activity")
 
-
-class ConfigError(ValueError):
-    """A config problem a person can fix; the message is one line naming the key."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# The shared source blocks live with the connectors; each platform's own block is declared in its
+# connector module and found by the registry (connectors/registry.py).
+_Strict = Strict
 
 
 class StaffAccount(_Strict):
@@ -111,134 +93,20 @@ class Paths(_Strict):
     warehouse: str = "data/warehouse"
 
 
-class TagRule(_Strict):
-    tag: str = Field(description="Tag added to a record whose public text matches any keyword.")
-    keywords: list[str] = Field(min_length=1, description="Case-insensitive substrings.")
+def _source_union() -> Any:
+    from connectors.registry import platforms
+
+    return Annotated[Union[tuple(p.source for p in platforms())], Field(discriminator="type")]  # noqa: UP007
 
 
-class _Source(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Unique source name.")
-    tags: list[TagRule] = Field(default_factory=list, description="Keyword rules computed at the edge.")
+def _platform_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from connectors.registry import names
+
+    return names(), names(team=True)
 
 
-class _Bounded(_Source):
-    """Bounds on what one hostile or broken server can make a run do."""
-
-    deadline_seconds: float = Field(
-        120, gt=0, description="Total time one request may take, body included (timeout_seconds is per read)."
-    )
-    max_response_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest response body read.")
-    max_pages: int = Field(10_000, ge=1, description="Most pages one listing may have; more fails the run.")
-
-
-class _HttpSource(_Bounded):
-    base_url: HttpUrl = Field(description="API root; point it at a replay server or a self-hosted instance.")
-    token_env: str | None = Field(None, description="Environment variable holding an API token, if any.")
-    timeout_seconds: float = Field(30, gt=0, description="Longest wait for any single read from the server.")
-    max_retries: int = Field(5, ge=0, le=20)
-    page_size: int = Field(50, ge=1, le=1000)
-
-
-class DiscourseSource(_HttpSource):
-    type: Literal["discourse"]
-    categories: list[str] = Field(default_factory=list, description="Category slugs to read; empty = all public.")
-
-
-class GithubSource(_HttpSource):
-    type: Literal["github"]
-    base_url: HttpUrl = HttpUrl("https://api.github.com")
-    repos: list[str] = Field(min_length=1, description="owner/name of each public repository.")
-
-
-class MediawikiSource(_Bounded):
-    type: Literal["mediawiki"]
-    api_url: HttpUrl = Field(description="The wiki's api.php URL.")
-    pageviews_url: HttpUrl | None = Field(None, description="Pageviews REST endpoint root.")
-    project: str | None = Field(None, description="Pageviews project, e.g. meta.wikimedia.org.")
-    pages: list[str] = Field(default_factory=list, description="Talk pages whose revisions are read.")
-    support_pages: list[str] = Field(default_factory=list, description="Pages whose daily views are read.")
-    token_env: str | None = None
-    timeout_seconds: float = Field(30, gt=0)
-    max_retries: int = Field(5, ge=0, le=20)
-    page_size: int = Field(50, ge=1, le=500)
-
-    @model_validator(mode="after")
-    def _pageviews_complete(self) -> MediawikiSource:
-        if self.support_pages and not (self.pageviews_url and self.project):
-            raise ValueError("support_pages need pageviews_url and project")
-        return self
-
-
-class StackExchangeSource(_HttpSource):
-    type: Literal["stackexchange"]
-    base_url: HttpUrl = HttpUrl("https://api.stackexchange.com/2.3")
-    site: str
-    tagged: list[str] = Field(min_length=1, description="Tags to read; a question with any of them is read.")
-    key_env: str | None = Field(None, description="Environment variable holding an app key (raises quota).")
-    filter: str = Field(
-        "withbody", description="API filter; a custom filter can leave out owner fields Agora never reads."
-    )
-
-
-class XSource(_Bounded):
-    type: Literal["x"]
-    query: str = Field(description="Recent-search query, e.g. '#airflow -is:retweet'.")
-    base_url: HttpUrl | None = Field(None, description="Override the X API host (replay server).")
-    bearer_token_env: str = Field("X_BEARER_TOKEN", description="Environment variable holding the bearer token.")
-    page_size: int = Field(100, ge=10, le=100)
-    timeout_seconds: float = Field(30, gt=0)
-    max_retries: int = Field(5, ge=0, le=20, description="Retries on network errors and 5xx.")
-    max_wait_seconds: float = Field(
-        960, ge=0, description="Longest rate-limit wait (x-rate-limit-reset) before the run fails instead."
-    )
-
-
-class MastodonSource(_HttpSource):
-    type: Literal["mastodon"]
-    hashtag: str = Field(pattern=r"^#?\w+$", description="Hashtag whose public timeline is read.")
-    page_size: int = Field(40, ge=1, le=40, description="Statuses per page; Mastodon serves at most 40.")
-    instance: str | None = Field(
-        None,
-        description="Instance whose local account ids these are (pseudonyms hash '<instance>:<id>'); "
-        "defaults to base_url's host. Set it when base_url is a proxy or replay server.",
-    )
-
-
-class _FileSource(_Source):
-    path: Path = Field(description="File kept by the team, relative to the config file.")
-
-
-class SurveySource(_FileSource):
-    type: Literal["survey"]
-
-
-class FeedbackSource(_FileSource):
-    type: Literal["feedback_log"]
-
-
-class LearningsSource(_FileSource):
-    type: Literal["learnings"]
-
-
-class TeamActivitySource(_FileSource):
-    type: Literal["team_activity"]
-
-
-Source = Annotated[
-    Union[
-        DiscourseSource,
-        GithubSource,
-        MediawikiSource,
-        StackExchangeSource,
-        XSource,
-        MastodonSource,
-        SurveySource,
-        FeedbackSource,
-        LearningsSource,
-        TeamActivitySource,
-    ],
-    Field(discriminator="type"),
-]
+PLATFORMS, TEAM_PLATFORMS = _platform_names()
+Source = _source_union()
 
 
 class _PostgresConnection(_Strict):

@@ -46,6 +46,7 @@ from agora.config import PLATFORMS, TEAM_PLATFORMS, AgoraConfig, ConfigError
 from agora.pseudonym import pseudonym
 from agora.storage import read_text, remove, write_text
 from agora.tombstones import add_tombstones, load_tombstones
+from connectors.base import HandleNotFound
 
 log = logging.getLogger("agora.privacy")
 
@@ -235,69 +236,11 @@ def _redacted(*secrets: str) -> Iterator[logging.Logger]:
             lg.removeFilter(flt)
 
 
-class _NotFound(Exception):
-    """The source does not know this handle (404 or an empty answer)."""
+def _lookup(platform: str) -> Any:
+    """The platform's handle lookup, declared in its connector module (connectors/registry.py)."""
+    from connectors.registry import platform as declared
 
-
-def _lookup_github(src: Any, handle: str, lg: logging.Logger) -> str:
-    from connectors.github import GithubConnector
-
-    body, _ = GithubConnector(src, log=lg).client.get_json(f"users/{quote(handle, safe='')}")
-    return str(body["id"])
-
-
-def _lookup_discourse(src: Any, handle: str, lg: logging.Logger) -> str:
-    from connectors.discourse import DiscourseConnector
-
-    body, _ = DiscourseConnector(src, log=lg).http.get_json(f"u/{quote(handle, safe='')}.json")
-    return str(body["user"]["id"])
-
-
-def _lookup_mastodon(src: Any, handle: str, lg: logging.Logger) -> str:
-    from connectors.http import HttpClient
-    from connectors.mastodon import account_key, instance_of
-
-    headers = {}
-    if src.token_env:
-        token = os.environ.get(src.token_env, "")
-        if not token:
-            raise ConfigError(f"sources.{src.name}.token_env: environment variable {src.token_env} is unset")
-        headers["Authorization"] = f"Bearer {token}"
-    http = HttpClient(
-        str(src.base_url), headers=headers, timeout=src.timeout_seconds, max_retries=src.max_retries, log=lg
-    )
-    body, _ = http.get_json("api/v1/accounts/lookup", {"acct": handle})
-    return account_key(instance_of(src), body["id"])
-
-
-def _lookup_mediawiki(src: Any, handle: str, lg: logging.Logger) -> str:
-    from connectors.mediawiki import MediawikiConnector
-
-    body = MediawikiConnector(src, log=lg).query({"list": "users", "ususers": handle})
-    users = body.get("query", {}).get("users") or [{}]
-    if users[0].get("missing") or users[0].get("invalid") or not users[0].get("userid"):
-        raise _NotFound
-    return str(users[0]["userid"])
-
-
-def _lookup_x(src: Any, handle: str, lg: logging.Logger) -> str:
-    from connectors.x import make_client
-
-    client, _ = make_client(src, lg)
-    body = client.get_user(username=handle)
-    data = body.get("data") if isinstance(body, dict) else None
-    if not data or not data.get("id"):
-        raise _NotFound
-    return str(data["id"])
-
-
-_LOOKUPS = {
-    "github": _lookup_github,
-    "discourse": _lookup_discourse,
-    "mastodon": _lookup_mastodon,
-    "mediawiki": _lookup_mediawiki,
-    "x": _lookup_x,
-}
+    return declared(platform).lookup
 
 
 def _mediawiki_ip_keys(account: str) -> set[str] | None:
@@ -347,8 +290,8 @@ def account_keys(cfg: AgoraConfig, req: Request) -> tuple[set[str], str | None]:
     with _redacted(handle, account) as lg:
         for src in sources:
             try:
-                found.add(_LOOKUPS[platform](src, handle, lg))
-            except _NotFound:
+                found.add(_lookup(platform)(src, handle, lg))
+            except HandleNotFound:
                 continue
             except ConfigError as e:
                 return set(), f"{src.name}: cannot look the handle up: {e}"

@@ -124,23 +124,12 @@ class Connector:
         raise NotImplementedError
 
 
+class HandleNotFound(LookupError):
+    """A privacy request's handle that the platform does not know (renamed or deleted)."""
+
+
 def connector_class(source_type: str) -> type[Connector]:
-    """Import lazily: a DAG or CLI call pays only for the connector it runs."""
-    import importlib
+    """The connector declared for a source type (connectors/registry.py)."""
+    from connectors.registry import platform
 
-    module, cls = _REGISTRY[source_type]
-    return getattr(importlib.import_module(module), cls)
-
-
-_REGISTRY: dict[str, tuple[str, str]] = {
-    "discourse": ("connectors.discourse", "DiscourseConnector"),
-    "github": ("connectors.github", "GithubConnector"),
-    "mediawiki": ("connectors.mediawiki", "MediawikiConnector"),
-    "stackexchange": ("connectors.stackexchange", "StackExchangeConnector"),
-    "x": ("connectors.x", "XConnector"),
-    "mastodon": ("connectors.mastodon", "MastodonConnector"),
-    "survey": ("connectors.team", "SurveyConnector"),
-    "feedback_log": ("connectors.team", "FeedbackConnector"),
-    "learnings": ("connectors.team", "LearningsConnector"),
-    "team_activity": ("connectors.team", "TeamActivityConnector"),
-}
+    return platform(source_type).connector

@@ -17,12 +17,16 @@ import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
-from agora.config import ConfigError
+from pydantic import Field
+
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, PageNumberPaginator, client_options, token_from_env
+from connectors.registry import Platform
+from connectors.schema import ConfigError, HttpSource
 
 #: Discourse answers /t/{id}/posts.json for up to this many ids; its own web client asks for 20.
 POSTS_CHUNK = 20
@@ -331,3 +335,27 @@ class DiscourseConnector(Connector):
 def _topic_fields(topic: dict) -> dict:
     """The few topic-level fields that decide visibility, as /t/{id}.json states them."""
     return {k: topic[k] for k in ("archetype", "category_id", "visible") if k in topic}
+
+
+# -- what the registry knows about this platform ----------------------------------------
+
+
+class DiscourseSource(HttpSource):
+    type: Literal["discourse"]
+    categories: list[str] = Field(default_factory=list, description="Category slugs to read; empty = all public.")
+
+
+def lookup_account(source: DiscourseSource, handle: str, log: Any) -> str:
+    """A username's id (``GET /u/{username}.json``)."""
+    body, _ = DiscourseConnector(source, log=log).http.get_json(f"u/{quote(handle, safe='')}.json")
+    return str(body["user"]["id"])
+
+
+PLATFORM = Platform(
+    name="discourse",
+    source=DiscourseSource,
+    connector=DiscourseConnector,
+    lookup=lookup_account,
+    demo="agora.demo.discourse",
+    fault_target="test_connector_discourse:fault_target",
+)

@@ -15,13 +15,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import chain
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 import requests
+from pydantic import Field, HttpUrl
 
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, LinkHeaderPaginator, client_options, token_from_env
+from connectors.registry import Platform
+from connectors.schema import HttpSource
 
 API_VERSION = "2022-11-28"
 GHOST_USER_ID = 10137  # GitHub's placeholder for deleted accounts: many people, not one
@@ -339,3 +343,30 @@ class _RepoRun:
             is_bot=_is_bot(user),
             text=_text(item.get("body")),
         )
+
+
+# -- what the registry knows about this platform ----------------------------------------
+
+
+class GithubSource(HttpSource):
+    type: Literal["github"]
+    base_url: HttpUrl = Field(
+        HttpUrl("https://api.github.com"), description="REST API root (GitHub Enterprise: .../api/v3)."
+    )
+    repos: list[str] = Field(min_length=1, description="owner/name of each public repository.")
+
+
+def lookup_account(source: GithubSource, handle: str, log: Any) -> str:
+    """A login's numeric id (``GET /users/{login}``); a 404 means no such account."""
+    body, _ = GithubConnector(source, log=log).client.get_json(f"users/{quote(handle, safe='')}")
+    return str(_number(body["id"]))
+
+
+PLATFORM = Platform(
+    name="github",
+    source=GithubSource,
+    connector=GithubConnector,
+    lookup=lookup_account,
+    demo="agora.demo.github",
+    fault_target="test_connector_github:fault_target",
+)

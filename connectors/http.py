@@ -38,6 +38,8 @@ from tenacity import (
 )
 from urllib3 import exceptions as urllib3_errors
 
+from connectors.schema import ConfigError
+
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 QUOTA_HEADERS = (
     "x-ratelimit-remaining",  # GitHub, Mastodon (X-RateLimit-Remaining)
@@ -302,8 +304,6 @@ class HttpClient:
 def token_from_env(source: Any, field: str = "token_env", *, required: bool = False) -> str | None:
     """The secret named by `source.<field>` (an environment variable name), or None when the
     field is unset; a named but unset or empty variable is a config error naming the key."""
-    from agora.config import ConfigError
-
     env = getattr(source, field)
     if not env:
         if required:

@@ -16,12 +16,16 @@ import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
+
+from pydantic import Field
 
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, LinkHeaderPaginator, client_options, token_from_env
+from connectors.registry import Platform
+from connectors.schema import HttpSource
 
 _TAGS = re.compile(r"<[^>]+>")
 SNOWFLAKE_SINCE_MS = 1_483_228_800_000  # 2017-01-01: Mastodon switched to snowflake ids in 2.0 (2017)
@@ -225,3 +229,39 @@ def _link_threads(events: list[RawEvent]) -> None:
         while cur.parent_id is not None and cur.parent_id in by_id and hops < len(by_id):
             cur, hops = by_id[cur.parent_id], hops + 1
         e.thread_id = cur.record_id if cur.parent_id is None else cur.parent_id
+
+
+# -- what the registry knows about this platform ----------------------------------------
+
+
+class MastodonSource(HttpSource):
+    type: Literal["mastodon"]
+    hashtag: str = Field(pattern=r"^#?\w+$", description="Hashtag whose public timeline is read.")
+    page_size: int = Field(40, ge=1, le=40, description="Statuses per page; Mastodon serves at most 40.")
+    instance: str | None = Field(
+        None,
+        description="Instance whose local account ids these are (pseudonyms hash '<instance>:<id>'); "
+        "defaults to base_url's host. Set it when base_url is a proxy or replay server.",
+    )
+
+
+def lookup_account(source: MastodonSource, handle: str, log: Any) -> str:
+    """``user`` or ``user@domain`` as the instance knows it (``/api/v1/accounts/lookup``)."""
+    token = token_from_env(source)
+    http = HttpClient(
+        str(source.base_url),
+        credentials={"Authorization": f"Bearer {token}"} if token else None,
+        **client_options(source, log),
+    )
+    body, _ = http.get_json("api/v1/accounts/lookup", {"acct": handle})
+    return account_key(instance_of(source), body["id"])
+
+
+PLATFORM = Platform(
+    name="mastodon",
+    source=MastodonSource,
+    connector=MastodonConnector,
+    lookup=lookup_account,
+    demo="agora.demo.mastodon",
+    fault_target="test_connector_mastodon:fault_target",
+)

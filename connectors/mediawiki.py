@@ -17,14 +17,17 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
+from pydantic import Field, HttpUrl, model_validator
 
 from agora.envelope import RawEvent, Rejected
-from connectors.base import ITEM_ERRORS, Connector, Window, as_int, item_error, parse_iso
+from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, Window, as_int, item_error, parse_iso
 from connectors.http import ContinuePaginator, HttpClient, HttpError, client_options, token_from_env
+from connectors.registry import Platform
+from connectors.schema import Bounded
 
 HIDDEN_FLAGS = ("userhidden", "texthidden", "sha1hidden", "suppressed")
 PAGEVIEWS_FIRST_DAY = datetime(2015, 7, 1, tzinfo=UTC)  # the REST API has no earlier data
@@ -244,3 +247,44 @@ class MediawikiConnector(Connector):
                     occurred_at=day,
                     value=views,
                 )
+
+
+# -- what the registry knows about this platform ----------------------------------------
+
+
+class MediawikiSource(Bounded):
+    type: Literal["mediawiki"]
+    api_url: HttpUrl = Field(description="The wiki's api.php URL.")
+    pageviews_url: HttpUrl | None = Field(None, description="Pageviews REST endpoint root.")
+    project: str | None = Field(None, description="Pageviews project, e.g. meta.wikimedia.org.")
+    pages: list[str] = Field(default_factory=list, description="Talk pages whose revisions are read.")
+    support_pages: list[str] = Field(default_factory=list, description="Pages whose daily views are read.")
+    token_env: str | None = Field(None, description="Environment variable holding an OAuth token, if any.")
+    timeout_seconds: float = Field(30, gt=0, description="Longest wait for any single read from the server.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed request (network, maxlag, 429, 5xx).")
+    page_size: int = Field(50, ge=1, le=500, description="Revisions per request (rvlimit).")
+
+    @model_validator(mode="after")
+    def _pageviews_complete(self) -> MediawikiSource:
+        if self.support_pages and not (self.pageviews_url and self.project):
+            raise ValueError("support_pages need pageviews_url and project")
+        return self
+
+
+def lookup_account(source: MediawikiSource, handle: str, log: Any) -> str:
+    """A user name's userid (``list=users``)."""
+    body = MediawikiConnector(source, log=log).query({"list": "users", "ususers": handle})
+    users = body.get("query", {}).get("users") or [{}]
+    if users[0].get("missing") or users[0].get("invalid") or not users[0].get("userid"):
+        raise HandleNotFound(handle)
+    return str(users[0]["userid"])
+
+
+PLATFORM = Platform(
+    name="mediawiki",
+    source=MediawikiSource,
+    connector=MediawikiConnector,
+    lookup=lookup_account,
+    demo="agora.demo.mediawiki",
+    fault_target="test_connector_mediawiki:fault_target",
+)

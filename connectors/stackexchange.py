@@ -20,13 +20,16 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import requests
+from pydantic import Field, HttpUrl
 
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, as_int, item_error, parse_epoch
 from connectors.http import HttpClient, HttpError, PageNumberPaginator, client_options, token_from_env
+from connectors.registry import Platform
+from connectors.schema import HttpSource
 
 IDS_PER_CALL = 100  # the API's limit for {ids} and pagesize
 COMMUNITY_USER_ID = -1
@@ -254,3 +257,27 @@ class StackExchangeConnector(Connector):
                     is_bot=_is_bot(c.get("owner")),
                     text=_text(c.get("body")),
                 )
+
+
+# -- what the registry knows about this platform ----------------------------------------
+
+
+class StackExchangeSource(HttpSource):
+    type: Literal["stackexchange"]
+    base_url: HttpUrl = Field(HttpUrl("https://api.stackexchange.com/2.3"), description="API root, version included.")
+    site: str = Field(description="Site parameter, e.g. stackoverflow or superuser.")
+    tagged: list[str] = Field(min_length=1, description="Tags to read; a question with any of them is read.")
+    key_env: str | None = Field(None, description="Environment variable holding an app key (raises quota).")
+    filter: str = Field(
+        "withbody", description="API filter; a custom filter can leave out owner fields Agora never reads."
+    )
+
+
+# No handle lookup: display names are not unique; requests give the numeric user id.
+PLATFORM = Platform(
+    name="stackexchange",
+    source=StackExchangeSource,
+    connector=StackExchangeConnector,
+    demo="agora.demo.stackexchange",
+    fault_target="test_connector_stackexchange:fault_target",
+)

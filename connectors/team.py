@@ -15,13 +15,14 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import yaml
 
 from agora.envelope import RawEvent, Rejected
-from agora.privacy import find_personal_data
 from connectors.base import Connector
+from connectors.registry import Platform
+from connectors.schema import FileSource
 
 ACTIVITY_KINDS = ("event", "talk", "post", "trip", "workshop", "other")
 #: Labels that become tags (channel:..., status:..., kpi:...): short, no free text.
@@ -87,7 +88,9 @@ class _TeamFile(Connector):
             try:
                 events = list(self.events(item))
                 for ev in events:
-                    found = find_personal_data(ev.title, ev.body)
+                    from agora.privacy import find_personal_data
+
+                    found = find_personal_data(ev.title, ev.body)  # imported here: agora.privacy loads the registry
                     if found:
                         # Rejected at the edge with file:line; the landing contract is the backstop.
                         raise RowError(f"title/text holds {found}: team notes must not name people")
@@ -278,3 +281,30 @@ class LearningsConnector(_TeamFile):
 def _stable_id(*parts: str) -> str:
     """Same content, same id: a rerun replaces the record instead of adding one."""
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+# -- what the registry knows about this platform ----------------------------------------
+
+
+class SurveySource(FileSource):
+    type: Literal["survey"]
+
+
+class FeedbackSource(FileSource):
+    type: Literal["feedback_log"]
+
+
+class LearningsSource(FileSource):
+    type: Literal["learnings"]
+
+
+class TeamActivitySource(FileSource):
+    type: Literal["team_activity"]
+
+
+PLATFORMS = [
+    Platform(name="survey", source=SurveySource, connector=SurveyConnector, team=True),
+    Platform(name="feedback_log", source=FeedbackSource, connector=FeedbackConnector, team=True),
+    Platform(name="learnings", source=LearningsSource, connector=LearningsConnector, team=True),
+    Platform(name="team_activity", source=TeamActivitySource, connector=TeamActivityConnector, team=True),
+]

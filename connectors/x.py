@@ -19,17 +19,17 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
 import tweepy
+from pydantic import Field, HttpUrl
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from agora.config import ConfigError
 from agora.envelope import RawEvent, Rejected
-from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
+from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, Window, item_error, parse_iso
 from connectors.http import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -41,6 +41,8 @@ from connectors.http import (
     read_body,
     retry_after_seconds,
 )
+from connectors.registry import Platform
+from connectors.schema import Bounded, ConfigError
 
 API_HOST = "https://api.twitter.com"  # what tweepy 4.x sends every v2 call to
 SEARCH_PATH = "/2/tweets/search/recent"
@@ -399,3 +401,39 @@ class XConnector(Connector):
             account_id=str(tweet["author_id"]),
             text=tweet.get("text"),
         )
+
+
+# -- what the registry knows about this platform ----------------------------------------
+
+
+class XSource(Bounded):
+    type: Literal["x"]
+    query: str = Field(description="Recent-search query, e.g. '#airflow -is:retweet'.")
+    base_url: HttpUrl | None = Field(None, description="Override the X API host (replay server).")
+    bearer_token_env: str = Field("X_BEARER_TOKEN", description="Environment variable holding the bearer token.")
+    page_size: int = Field(100, ge=10, le=100, description="Posts per page (max_results).")
+    timeout_seconds: float = Field(30, gt=0, description="Longest wait for any single read from the server.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries on network errors and 5xx.")
+    max_wait_seconds: float = Field(
+        960, ge=0, description="Longest rate-limit wait (x-rate-limit-reset) before the run fails instead."
+    )
+
+
+def lookup_account(source: XSource, handle: str, log: Any) -> str:
+    """A username's id (``GET /2/users/by/username/{username}``)."""
+    client, _ = make_client(source, log)
+    body = client.get_user(username=handle)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not data or not data.get("id"):
+        raise HandleNotFound(handle)
+    return str(data["id"])
+
+
+PLATFORM = Platform(
+    name="x",
+    source=XSource,
+    connector=XConnector,
+    lookup=lookup_account,
+    demo="agora.demo.x",
+    fault_target="test_connector_x:fault_target",
+)

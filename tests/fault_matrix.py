@@ -157,11 +157,11 @@ class Target:
             item[self.time_field] = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _specs_routes(specs: list[dict]) -> Routes:
+def specs_routes(specs: list[dict]) -> Routes:
     return {(s["path"], s["query"]): [Reply(**r) for r in s["replies"]] for s in specs}
 
 
-def _cassette_routes(path: Path) -> Routes:
+def cassette_routes(path: Path) -> Routes:
     from cassettes import load_cassette
 
     routes: Routes = {}
@@ -171,175 +171,30 @@ def _cassette_routes(path: Path) -> Routes:
     return routes
 
 
-def _key_of(routes: Routes, path: str, query_has: str = "", index: int = 0) -> Key:
+def key_of(routes: Routes, path: str, query_has: str = "", index: int = 0) -> Key:
     keys = [k for k in routes if k[0] == path and query_has in (k[1] or "")]
     return keys[index]
 
 
-def _github() -> Target:
-    from test_connector_github import SINCE, UNTIL, route_specs
-
-    routes = lambda: _specs_routes(route_specs())  # noqa: E731
-    r = routes()
-    return Target(
-        name="github",
-        source=lambda url: {"type": "github", "base_url": url, "repos": ["acme/widgets"], "page_size": 3},
-        routes=routes,
-        window=(SINCE.isoformat(), UNTIL.isoformat()),
-        pages=(_key_of(r, "/repos/acme/widgets/issues"), _key_of(r, "/repositories/1296269/issues", "page=2")),
-        items=lambda body: body,
-        record_id=lambda item: f"acme/widgets#{item['number']}",
-        required="created_at",
-        time_field="created_at",
-    )
-
-
-def _mediawiki() -> Target:
-    from test_connector_mediawiki import SINCE, SUPPORT_PAGES, TALK_PAGES, UNTIL, route_specs
-
-    routes = lambda: _specs_routes(list(route_specs().values()))  # noqa: E731
-    specs = route_specs()
-    return Target(
-        name="mediawiki",
-        source=lambda url: {
-            "type": "mediawiki",
-            "api_url": f"{url}/w/api.php",
-            "pageviews_url": f"{url}/api/rest_v1/metrics/pageviews",
-            "project": "meta.wikimedia.org",
-            "pages": TALK_PAGES,
-            "support_pages": SUPPORT_PAGES,
-            "page_size": 3,
-        },
-        routes=routes,
-        window=(SINCE.isoformat(), UNTIL.isoformat()),
-        pages=tuple((specs[f"revisions.page{n}"]["path"], specs[f"revisions.page{n}"]["query"]) for n in (1, 2)),
-        items=lambda body: body["query"]["pages"][0]["revisions"],
-        record_id=lambda item: str(item["revid"]),
-        required="timestamp",
-        time_field="timestamp",
-        # A rejected revision's id turns up as a parent to look up: break one on the last page.
-        leaf=(
-            (specs["revisions.page3"]["path"], specs["revisions.page3"]["query"]),
-            lambda body: body["query"]["pages"][0]["revisions"],
-            lambda item: str(item["revid"]),
-        ),
-    )
-
-
-def _stackexchange() -> Target:
-    from test_connector_stackexchange import SINCE, UNTIL, route_specs
-
-    routes = lambda: _specs_routes(list(route_specs().values()))  # noqa: E731
-    specs = route_specs()
-    return Target(
-        name="stackexchange",
-        source=lambda url: {
-            "type": "stackexchange",
-            "base_url": f"{url}/2.3",
-            "site": "stackoverflow",
-            "tagged": ["airflow", "dbt"],
-            "page_size": 2,
-        },
-        routes=routes,
-        window=(SINCE.isoformat(), UNTIL.isoformat()),
-        pages=tuple(
-            (specs[f"questions.airflow.page{n}"]["path"], specs[f"questions.airflow.page{n}"]["query"]) for n in (1, 2)
-        ),
-        items=lambda body: body["items"],
-        record_id=lambda item: f"question:{item['question_id']}",
-        required="creation_date",
-        time_field="creation_date",
-        epoch_seconds=True,
-        # A rejected question or answer changes the ids in the next URL: break a comment instead.
-        leaf=(
-            (specs["comments.page2"]["path"], specs["comments.page2"]["query"]),
-            lambda body: body["items"],
-            lambda item: f"comment:{item['comment_id']}",
-        ),
-    )
-
-
-def _x_users_on_both(a: Any, b: Any) -> None:
+def x_users_on_both(a: Any, b: Any) -> None:
     users = {u["id"]: u for body in (a, b) for u in body.get("includes", {}).get("users", [])}
     for body in (a, b):
         body.setdefault("includes", {})["users"] = list(users.values())
 
 
-def _x() -> Target:
-    from test_connector_x import CASSETTE, SEARCH, SINCE, UNTIL
-
-    routes = lambda: _cassette_routes(CASSETTE)  # noqa: E731
-    r = routes()
-    return Target(
-        name="x",
-        source=lambda url: {
-            "type": "x",
-            "query": "tweepy -is:retweet",
-            "base_url": url,
-            "bearer_token_env": "X_FAULT_TOKEN",
-            "max_wait_seconds": 30,
-        },
-        routes=routes,
-        window=(SINCE, UNTIL),
-        pages=(_key_of(r, SEARCH, index=0), _key_of(r, SEARCH, "next_token")),
-        items=lambda body: body["data"],
-        record_id=lambda item: str(item["id"]),
-        required="created_at",
-        time_field="created_at",
-        env={"X_FAULT_TOKEN": "AAAA-fault-token"},
-        share_context=_x_users_on_both,
-    )
-
-
-def _mastodon() -> Target:
-    from test_connector_mastodon import CASSETTE, INSTANCE, TIMELINE
-
-    routes = lambda: _cassette_routes(CASSETTE)  # noqa: E731
-    r = routes()
-    return Target(
-        name="mastodon",
-        source=lambda url: {
-            "type": "mastodon",
-            "base_url": url,
-            "hashtag": "#fediverse",
-            "instance": INSTANCE,
-            "page_size": 15,
-        },
-        routes=routes,
-        # Page 2 reaches back past `since`: the connector must stop there, not earlier.
-        window=("2026-04-11T12:00:00Z", "2026-04-11T20:00:00Z"),
-        pages=(_key_of(r, TIMELINE, index=0), _key_of(r, TIMELINE, "max_id=116386918909911028")),
-        items=lambda body: body,
-        record_id=lambda item: str(item["id"]),
-        required="created_at",
-        time_field="created_at",
-    )
-
-
-def _discourse() -> Target:
-    from test_connector_discourse import fixture_routes
-
-    def routes() -> Routes:
-        return {key: [Reply(body=copy.deepcopy(body))] for key, body in fixture_routes().items()}
-
-    r = routes()
-    posts = lambda body: body["post_stream"]["posts"]  # noqa: E731
-    return Target(
-        name="discourse",
-        source=lambda url: {"type": "discourse", "base_url": url},
-        routes=routes,
-        window=("2025-05-01T00:00:00Z", "2025-07-01T00:00:00Z"),
-        # Topic 102's post stream: 20 posts in /t/102.json, the other 5 from /t/102/posts.json.
-        pages=(_key_of(r, "/t/102.json"), _key_of(r, "/t/102/posts.json")),
-        items=posts,
-        record_id=lambda item: str(item["id"]),
-        required="created_at",
-        time_field="created_at",
-    )
-
-
 def targets() -> list[Target]:
-    return [_github(), _mediawiki(), _stackexchange(), _x(), _mastodon(), _discourse()]
+    """One Target per HTTP platform, from the ``fault_target`` each connector declares
+    (``module:function``, by convention in its tests/test_connector_<name>.py)."""
+    import importlib
+
+    from connectors.registry import platforms
+
+    out = []
+    for p in platforms():
+        if p.fault_target:
+            module, function = p.fault_target.split(":")
+            out.append(getattr(importlib.import_module(module), function)())
+    return out
 
 
 # --- faults --------------------------------------------------------------------------

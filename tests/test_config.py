@@ -172,3 +172,35 @@ def test_example_production_profile_is_valid_once_uncommented():
     cfg = AgoraConfig(**yaml.safe_load(uncommented))
     assert (cfg.warehouse.kind, cfg.serving.kind) == ("postgres", "postgres")
     assert cfg.warehouse.password_env != cfg.serving.password_env
+
+
+# -- the connector registry ---------------------------------------------------------------------
+
+
+def test_every_platform_is_declared_once_by_its_connector_module_with_a_documented_schema():
+    from typing import get_args
+
+    from agora.config import PLATFORMS, TEAM_PLATFORMS
+    from connectors.registry import platforms
+
+    declared = platforms()
+    assert PLATFORMS == tuple(p.name for p in declared) and len(set(PLATFORMS)) == len(PLATFORMS)
+    assert set(TEAM_PLATFORMS) == {p.name for p in declared if p.team}
+    for p in declared:
+        assert get_args(p.source.model_fields["type"].annotation) == (p.name,)
+        assert p.connector.platform == p.name
+        assert p.source.__module__ == p.connector.__module__  # schema and code in one module
+        undocumented = [n for n, f in p.source.model_fields.items() if n != "type" and not f.description]
+        assert undocumented == [], (p.name, undocumented)
+        if not p.team:
+            assert p.connector.account_id_pattern, p.name  # ids are checked before pseudonymisation
+            assert p.fault_target, p.name  # and the contract suite covers it
+
+
+def test_an_unknown_source_type_lists_every_registered_platform(tmp_path):
+    from agora.config import PLATFORMS
+
+    path = write_config(tmp_path, [{"name": "s", "type": "myspace"}])
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert all(name in str(e.value) for name in PLATFORMS)

@@ -5,12 +5,14 @@ What the fixture holds is listed in tests/data/discourse/README.md.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pyarrow.parquet as pq
 import pytest
+from fault_matrix import Routes, Target, key_of
 
 from agora.config import load_config
 from agora.extract import run_extract, utc
@@ -242,3 +244,28 @@ def test_categories_setting_keeps_selected_slugs_and_their_subcategories(workdir
     threads = {r["thread_id"] for r in landed_rows(cfg)}
     assert threads == {"102", "107", "112"}  # help and help › installation
     assert summary.dropped["category_not_selected"] == 4  # 101, 110, 103, 109
+
+
+# -- the fault matrix ------------------------------------------------------------
+
+
+def fault_target() -> Target:
+    """This platform's entry in the faults x connectors matrix (tests/fault_matrix.py)."""
+
+    def routes() -> Routes:
+        return {key: [Reply(body=copy.deepcopy(body))] for key, body in fixture_routes().items()}
+
+    r = routes()
+    posts = lambda body: body["post_stream"]["posts"]  # noqa: E731
+    return Target(
+        name="discourse",
+        source=lambda url: {"type": "discourse", "base_url": url},
+        routes=routes,
+        window=("2025-05-01T00:00:00Z", "2025-07-01T00:00:00Z"),
+        # Topic 102's post stream: 20 posts in /t/102.json, the other 5 from /t/102/posts.json.
+        pages=(key_of(r, "/t/102.json"), key_of(r, "/t/102/posts.json")),
+        items=posts,
+        record_id=lambda item: str(item["id"]),
+        required="created_at",
+        time_field="created_at",
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY, write_config
+from fault_matrix import Target, key_of, specs_routes
 
 from agora.config import load_config
 from agora.extract import run_extract
@@ -180,3 +181,24 @@ def test_a_private_repository_is_refused_and_nothing_lands(workdir, repo):
 
 def load_routes(server: ReplayServer) -> None:
     load_json_routes(DATA, server)
+
+
+# -- the fault matrix ------------------------------------------------------------
+
+
+def fault_target() -> Target:
+    """This platform's entry in the faults x connectors matrix (tests/fault_matrix.py)."""
+
+    routes = lambda: specs_routes(route_specs())  # noqa: E731
+    r = routes()
+    return Target(
+        name="github",
+        source=lambda url: {"type": "github", "base_url": url, "repos": ["acme/widgets"], "page_size": 3},
+        routes=routes,
+        window=(SINCE.isoformat(), UNTIL.isoformat()),
+        pages=(key_of(r, "/repos/acme/widgets/issues"), key_of(r, "/repositories/1296269/issues", "page=2")),
+        items=lambda body: body,
+        record_id=lambda item: f"acme/widgets#{item['number']}",
+        required="created_at",
+        time_field="created_at",
+    )

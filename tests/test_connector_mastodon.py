@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from cassettes import identifiers, leaks, serve_cassette
 from conftest import TEST_KEY, write_config
+from fault_matrix import Target, cassette_routes, key_of
 
 from agora.config import ConfigError, load_config
 from agora.extract import run_extract
@@ -195,3 +196,31 @@ def test_instance_defaults_to_base_url_host_and_page_size_is_capped(workdir):
                 ],
             )
         )
+
+
+# -- the fault matrix ------------------------------------------------------------
+
+
+def fault_target() -> Target:
+    """This platform's entry in the faults x connectors matrix (tests/fault_matrix.py)."""
+
+    routes = lambda: cassette_routes(CASSETTE)  # noqa: E731
+    r = routes()
+    return Target(
+        name="mastodon",
+        source=lambda url: {
+            "type": "mastodon",
+            "base_url": url,
+            "hashtag": "#fediverse",
+            "instance": INSTANCE,
+            "page_size": 15,
+        },
+        routes=routes,
+        # Page 2 reaches back past `since`: the connector must stop there, not earlier.
+        window=("2026-04-11T12:00:00Z", "2026-04-11T20:00:00Z"),
+        pages=(key_of(r, TIMELINE, index=0), key_of(r, TIMELINE, "max_id=116386918909911028")),
+        items=lambda body: body,
+        record_id=lambda item: str(item["id"]),
+        required="created_at",
+        time_field="created_at",
+    )

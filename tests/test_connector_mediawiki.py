@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY, write_config
+from fault_matrix import Target, specs_routes
 
 from agora.config import ConfigError, load_config
 from agora.extract import run_extract
@@ -165,3 +166,38 @@ def test_support_pages_need_a_pageviews_endpoint(workdir):
 
 def load_routes(server: ReplayServer) -> None:
     load_json_routes(DATA, server)
+
+
+# -- the fault matrix ------------------------------------------------------------
+
+
+def fault_target() -> Target:
+    """This platform's entry in the faults x connectors matrix (tests/fault_matrix.py)."""
+
+    routes = lambda: specs_routes(list(route_specs().values()))  # noqa: E731
+    specs = route_specs()
+    return Target(
+        name="mediawiki",
+        source=lambda url: {
+            "type": "mediawiki",
+            "api_url": f"{url}/w/api.php",
+            "pageviews_url": f"{url}/api/rest_v1/metrics/pageviews",
+            "project": "meta.wikimedia.org",
+            "pages": TALK_PAGES,
+            "support_pages": SUPPORT_PAGES,
+            "page_size": 3,
+        },
+        routes=routes,
+        window=(SINCE.isoformat(), UNTIL.isoformat()),
+        pages=tuple((specs[f"revisions.page{n}"]["path"], specs[f"revisions.page{n}"]["query"]) for n in (1, 2)),
+        items=lambda body: body["query"]["pages"][0]["revisions"],
+        record_id=lambda item: str(item["revid"]),
+        required="timestamp",
+        time_field="timestamp",
+        # A rejected revision's id turns up as a parent to look up: break one on the last page.
+        leaf=(
+            (specs["revisions.page3"]["path"], specs["revisions.page3"]["query"]),
+            lambda body: body["query"]["pages"][0]["revisions"],
+            lambda item: str(item["revid"]),
+        ),
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY, write_config
+from fault_matrix import Target, specs_routes
 
 from agora.config import load_config
 from agora.extract import run_extract
@@ -181,3 +182,39 @@ def test_app_key_is_sent_and_never_stored(workdir, monkeypatch, caplog):
 
 def load_routes(server: ReplayServer) -> None:
     load_json_routes(DATA, server)
+
+
+# -- the fault matrix ------------------------------------------------------------
+
+
+def fault_target() -> Target:
+    """This platform's entry in the faults x connectors matrix (tests/fault_matrix.py)."""
+
+    routes = lambda: specs_routes(list(route_specs().values()))  # noqa: E731
+    specs = route_specs()
+    return Target(
+        name="stackexchange",
+        source=lambda url: {
+            "type": "stackexchange",
+            "base_url": f"{url}/2.3",
+            "site": "stackoverflow",
+            "tagged": ["airflow", "dbt"],
+            "page_size": 2,
+        },
+        routes=routes,
+        window=(SINCE.isoformat(), UNTIL.isoformat()),
+        pages=tuple(
+            (specs[f"questions.airflow.page{n}"]["path"], specs[f"questions.airflow.page{n}"]["query"]) for n in (1, 2)
+        ),
+        items=lambda body: body["items"],
+        record_id=lambda item: f"question:{item['question_id']}",
+        required="creation_date",
+        time_field="creation_date",
+        epoch_seconds=True,
+        # A rejected question or answer changes the ids in the next URL: break a comment instead.
+        leaf=(
+            (specs["comments.page2"]["path"], specs["comments.page2"]["query"]),
+            lambda body: body["items"],
+            lambda item: f"comment:{item['comment_id']}",
+        ),
+    )

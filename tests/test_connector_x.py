@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from cassettes import identifiers, leaks, load_cassette, serve_cassette
 from conftest import TEST_KEY, write_config
+from fault_matrix import Target, cassette_routes, key_of, x_users_on_both
 
 from agora.config import load_config
 from agora.extract import run_extract
@@ -194,3 +195,32 @@ def test_search_window_respects_the_seven_day_reach():
     # A window wholly beyond reach is left for X to refuse (the run fails, the cursor stays).
     old = (now - timedelta(days=30), now - timedelta(days=20))
     assert search_window(*old, now) == old
+
+
+# -- the fault matrix ------------------------------------------------------------
+
+
+def fault_target() -> Target:
+    """This platform's entry in the faults x connectors matrix (tests/fault_matrix.py)."""
+
+    routes = lambda: cassette_routes(CASSETTE)  # noqa: E731
+    r = routes()
+    return Target(
+        name="x",
+        source=lambda url: {
+            "type": "x",
+            "query": "tweepy -is:retweet",
+            "base_url": url,
+            "bearer_token_env": "X_FAULT_TOKEN",
+            "max_wait_seconds": 30,
+        },
+        routes=routes,
+        window=(SINCE, UNTIL),
+        pages=(key_of(r, SEARCH, index=0), key_of(r, SEARCH, "next_token")),
+        items=lambda body: body["data"],
+        record_id=lambda item: str(item["id"]),
+        required="created_at",
+        time_field="created_at",
+        env={"X_FAULT_TOKEN": "AAAA-fault-token"},
+        share_context=x_users_on_both,
+    )

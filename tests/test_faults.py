@@ -1,6 +1,5 @@
-"""Faults × connectors: whatever the network or the input does, every good record lands
-exactly once, every bad one is quarantined with its reason, and a run that cannot finish
-fails clearly, lands nothing and leaves the cursor where it was.
+"""Faults × connectors: the helpers the generated contract suite runs the matrix with
+(tests/test_connector_contract.py, `test_fault`), and agora.yml faults through the CLI.
 
 The matrix (targets, faults, what each fault does to the recorded responses) is in
 tests/fault_matrix.py; each case runs `run_extract` for real against `FaultServer`.
@@ -10,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import write_config
 from fault_matrix import (
-    FAULTS,
-    NEW_FIELD,
-    NEW_FIELD_VALUE,
-    Fault,
     FaultServer,
     Routes,
     Target,
@@ -33,8 +27,7 @@ from fault_matrix import (
 from agora.config import load_config
 from agora.envelope import ENVELOPE_COLUMNS
 from agora.extract import run_extract
-from agora.landing import landing_files, read_state, write_state
-from connectors.http import HttpError
+from agora.landing import landing_files
 
 TARGETS = targets()
 
@@ -98,70 +91,10 @@ def stored_bytes(root: Path) -> bytes:
     return b"\n".join(blobs)
 
 
-CASES = [pytest.param(t, f, id=f"{t.name}-{f.name}") for t in TARGETS for f in FAULTS]
-
-
-@pytest.mark.parametrize(("t", "fault"), CASES)
-def test_fault(t: Target, fault: Fault, workdir, monkeypatch, tmp_path_factory):
-    for k, v in t.env.items():
-        monkeypatch.setenv(k, v)
-    base = baseline(t, tmp_path_factory)
-    since, until = window_of(t)
-    routes = t.routes()
-    with FaultServer() as server:
-        plan = fault.inject(t, routes, server, set(base.ids))
-        serve(server, routes)
-        cfg = configure(t, workdir, server.url, fault.settings)
-
-        if fault.outcome == "fails":
-            # A previous run left the cursor at `since`; this run starts from it and breaks.
-            write_state(cfg.path("state"), t.name, {"cursor": since.isoformat()})
-            with pytest.raises(HttpError) as failed:
-                run_extract(cfg, t.name, None, until)
-            message = str(failed.value)
-            assert fault.message in message and t.pages[1][0] in message, message
-            assert "\n" not in message
-            assert landing_files(cfg.path("landing"), t.name) == []  # nothing half-landed
-            assert not Path(cfg.path("quarantine")).exists()
-            assert read_state(cfg.path("state"), t.name) == {"cursor": since.isoformat()}  # cursor kept
-            # The network recovers: the next scheduled run picks up the same window, whole.
-            serve(server, t.routes())
-            summary = run_extract(cfg, t.name, None, until)
-            assert summary.since == since
-            assert {r["record_id"] for r in landed_rows(cfg, t.name)} == base.ids
-            assert read_state(cfg.path("state"), t.name)["cursor"] == until.isoformat()
-            return
-
-        started = time.monotonic()
-        summary = run_extract(cfg, t.name, since, until)
-        seconds = time.monotonic() - started
-        requests = len(server.requests)
-
-    rows = landed_rows(cfg, t.name)
-    keys = [(r["record_type"], r["record_id"]) for r in rows]
-    assert len(keys) == len(set(keys)), "a record landed twice"
-    assert {r["record_id"] for r in rows} == base.ids - plan.lost
-    assert summary.landed == len(rows)
-    assert all(since <= r["occurred_at"] < until for r in rows)
-    assert summary.quarantined == base.quarantined + plan.quarantined
-    if plan.reason:
-        reasons = [q["reason"] for q in quarantine_rows(cfg, t.name)]
-        assert any(plan.reason in r for r in reasons), reasons
-    if plan.retried:
-        assert requests > base.requests
-    assert seconds >= plan.waited
-    assert read_state(cfg.path("state"), t.name)["cursor"] == until.isoformat()
-    # An unexpected field is never read: not its value anywhere, not its name in landing
-    # (quarantine keeps the key names of a rejected payload, by design).
-    assert NEW_FIELD_VALUE.encode() not in stored_bytes(workdir / "data")
-    assert NEW_FIELD.encode() not in stored_bytes(Path(cfg.path("landing")))
-
-
 def test_the_matrix_covers_every_http_connector():
-    from connectors.base import _REGISTRY
+    from connectors.registry import names
 
-    http_types = {t for t, (module, _) in _REGISTRY.items() if module != "connectors.team"}
-    assert {t.name for t in TARGETS} == http_types
+    assert {t.name for t in TARGETS} == set(names(team=False))  # every connector declares its fault_target
 
 
 # --- agora.yml faults: one line naming the key, exit code 2, nothing written ------------

@@ -32,6 +32,7 @@ from agora.extract import run_extract
 from agora.landing import landing_files
 from agora.pseudonym import pseudonym
 from agora.replay import ReplayServer, Reply
+from connectors.registry import names
 from tests.cassettes import leaks, load_cassette
 from tests.conftest import TEST_KEY, write_config
 
@@ -265,7 +266,7 @@ def _platforms() -> dict[str, Platform]:
     }
 
 
-PLATFORMS = ["github", "stackexchange", "mediawiki", "discourse", "mastodon", "x"]
+PLATFORMS = list(names(team=False))  # every registered connector; a new one needs an entry in _platforms()
 
 
 @pytest.mark.parametrize("name", PLATFORMS)

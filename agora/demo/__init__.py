@@ -1,5 +1,11 @@
 """The offline demo: a simulated community on every platform, plus the team's files.
 
+Which platforms, and how each is generated, served and configured, comes from the connector
+registry: every platform that declares ``demo="agora.demo.<name>"`` is in the demo, and
+that module provides ``serve(c, server, seed)``, ``source(server_url)``, ``COHORT`` and
+``ID_BASE`` (or ``community(seed)`` for the forum), and optionally ``staff_account(id)``,
+``extra_handles(c)`` and ``environment()`` (docs/connectors.md, "Adding a source").
+
 ``start_demo(workdir)`` writes ``workdir/inputs/``, starts one local server that answers as
 the forum (Discourse), GitHub, a MediaWiki wiki with pageviews, Stack Exchange, X and a
 Mastodon instance, and writes ``workdir/agora.yml`` pointing every source at it, so every
@@ -10,17 +16,17 @@ with ``.stop()`` or use the result as a context manager.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from agora.demo import github, mastodon, mediawiki, stackexchange, x
-from agora.demo.community import END, GONE, START, Community, build_community, build_platform
-from agora.demo.discourse import serve_discourse
+from agora.demo.community import END, START, Community, build_community, build_platform
 from agora.demo.inputs import write_inputs
 from agora.demo.server import DemoServer
 from agora.replay import ReplayServer
@@ -44,15 +50,17 @@ KPI_TARGETS = {
     "nps": 30,
     "closed_loop_rate": 0.6,
 }
-#: The demo's X source reads this variable; the demo sets it to a dummy token (not a secret).
-X_TOKEN_ENV = "AGORA_DEMO_X_BEARER_TOKEN"
-#: Cohort size per platform (the forum's monthly cohorts are about 10-20 newcomers).
-PLATFORM_COHORTS = {"github": 7.0, "mediawiki": 6.5, "stackexchange": 6.5, "x": 8.0, "mastodon": 7.0}
-FORUM_TAGS = [
-    {"tag": "topic:install", "keywords": ["install", "upgrade", "setup"]},
-    {"tag": "topic:docs", "keywords": ["documentation", "docs"]},
-    {"tag": "topic:events", "keywords": ["meetup", "community call", "conference"]},
-]
+from agora.demo.x import TOKEN_ENV as X_TOKEN_ENV  # noqa: E402 - kept for callers of agora.demo
+
+#: The platform whose demo module builds the main community (``community(seed)``): the forum.
+FORUM = "discourse"
+
+
+def demo_modules() -> dict[str, Any]:
+    """Platform name -> its demo module, for every platform that declares one (registry order)."""
+    from connectors.registry import platforms
+
+    return {p.name: importlib.import_module(p.demo) for p in platforms() if p.demo}
 
 
 @dataclass
@@ -96,10 +104,11 @@ def ensure_pseudonym_key(workdir: Path, env: str = "AGORA_PSEUDONYM_KEY") -> Non
 
 def _staff(platforms: dict[str, Community]) -> list[dict[str, str]]:
     out = []
+    modules = demo_modules()
     for platform, c in platforms.items():
+        name_account = getattr(modules[platform], "staff_account", str)
         for i in c.staff_ids():
-            account = mastodon.account_id(i) if platform == "mastodon" else str(i)
-            out.append({"platform": platform, "account": account})
+            out.append({"platform": platform, "account": name_account(i)})
     return out
 
 
@@ -123,7 +132,7 @@ def demo_config(
             "warehouse": f"{data_dir}/warehouse",
         },
         "sources": [
-            {"name": "forum", "type": "discourse", "base_url": server_url, "tags": FORUM_TAGS, "max_retries": 2},
+            demo_modules()[FORUM].source(server_url),
             *(platform_sources(server_url) if platforms else []),
             {"name": "survey", "type": "survey", "path": "inputs/survey.csv"},
             {"name": "feedback", "type": "feedback_log", "path": "inputs/feedback.csv"},
@@ -136,79 +145,31 @@ def demo_config(
 
 def platform_sources(server_url: str) -> list[dict]:
     """The demo's sources on the other platforms, all served by the one local server."""
-    return [
-        {
-            "name": "gh",
-            "type": "github",
-            "base_url": server_url,
-            "repos": [github.REPO],
-            "max_retries": 2,
-            "page_size": 100,
-        },
-        {
-            "name": "wiki",
-            "type": "mediawiki",
-            "api_url": server_url + mediawiki.API_PATH,
-            "pageviews_url": server_url + mediawiki.PAGEVIEWS_PATH,
-            "project": mediawiki.PROJECT,
-            "pages": list(mediawiki.TALK_PAGES),
-            "support_pages": list(mediawiki.SUPPORT_PAGES),
-            "max_retries": 2,
-            "page_size": 500,
-        },
-        {
-            "name": "so",
-            "type": "stackexchange",
-            "base_url": server_url + stackexchange.API_ROOT,
-            "site": stackexchange.SITE,
-            "tagged": [stackexchange.TAG],
-            "max_retries": 2,
-            "page_size": 100,
-        },
-        {
-            "name": "x",
-            "type": "x",
-            "query": f"{x.HASHTAG} -is:retweet",
-            "base_url": server_url,
-            "bearer_token_env": X_TOKEN_ENV,
-            "max_retries": 2,
-        },
-        {
-            "name": "toots",
-            "type": "mastodon",
-            "base_url": server_url,
-            "hashtag": mastodon.HASHTAG,
-            "instance": mastodon.INSTANCE,  # pseudonyms must not depend on the server's port
-            "max_retries": 2,
-        },
-    ]
+    return [m.source(server_url) for name, m in demo_modules().items() if name != FORUM]
 
 
 def build_platforms(seed: int = 42) -> dict[str, Community]:
-    return {p: build_platform(p, seed, cohort) for p, cohort in PLATFORM_COHORTS.items()}
+    return {
+        name: build_platform(name, seed, m.COHORT, m.ID_BASE) for name, m in demo_modules().items() if name != FORUM
+    }
 
 
 def platform_handles(platforms: dict[str, Community]) -> list[str]:
-    """Every raw handle, name and id string of the other platforms, plus the wiki's IP editors."""
+    """Every raw handle, name and id string of the other platforms, plus what each demo module
+    adds (the wiki's IP editors, the instance-qualified Mastodon ids)."""
     out: list[str] = []
+    modules = demo_modules()
     for platform, c in platforms.items():
         out += c.handles()
-        if platform == "mediawiki":
-            out += [mediawiki.anon_ip(a) for a in c.accounts if a.role == GONE]
-        if platform == "mastodon":
-            out += [mastodon.account_id(a.id) for a in c.accounts]
+        out += getattr(modules[platform], "extra_handles", lambda _c: [])(c)
     return list(dict.fromkeys(out))
 
 
 def serve_platforms(community: Community, platforms: dict[str, Community], seed: int) -> DemoServer:
-    """One server for every platform: Discourse routes recorded, the others computed per request."""
+    """One server for every platform: the forum's routes recorded, the others computed per request."""
     server = DemoServer()
-    serve_discourse(community, server)
-    github.serve_github(platforms["github"], server)
-    mediawiki.serve_mediawiki(platforms["mediawiki"], server, seed)
-    stackexchange.serve_stackexchange(platforms["stackexchange"], server)
-    x.serve_x(platforms["x"], server)
-    mastodon.serve_mastodon(platforms["mastodon"], server)
+    for name, m in demo_modules().items():
+        m.serve(community if name == FORUM else platforms[name], server, seed)
     return server
 
 
@@ -220,8 +181,10 @@ def start_demo(workdir: Path, seed: int = 42, data_dir: Path | None = None) -> D
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     ensure_pseudonym_key(workdir)
-    os.environ.setdefault(X_TOKEN_ENV, "demo-token-not-a-secret")
-    community = build_community(seed)
+    for m in demo_modules().values():
+        for k, v in getattr(m, "environment", dict)().items():
+            os.environ.setdefault(k, v)
+    community = demo_modules()[FORUM].community(seed)
     platforms = build_platforms(seed)
     write_inputs(workdir / "inputs", seed)
     server = serve_platforms(community, platforms, seed).start()

@@ -777,7 +777,7 @@ PLATFORM_ID_BASES = {
 PLATFORM_SUBJECTS = SUBJECTS
 
 
-def build_platform(platform: str, seed: int = 42, cohort: float = 7.0) -> Community:
+def build_platform(platform: str, seed: int = 42, cohort: float = 7.0, id_base: int | None = None) -> Community:
     """A smaller community on `platform`: its own accounts, threads and replies, same dates.
 
     Monthly newcomer cohorts of about `cohort` members (so every month has at least k_min=5
@@ -787,7 +787,7 @@ def build_platform(platform: str, seed: int = 42, cohort: float = 7.0) -> Commun
     that are `private` (protected, locked, opted out of indexing).
     """
     b = _Builder(f"{seed}:{platform}")  # a string seed: the same for every run, independent per platform
-    b._next_id = PLATFORM_ID_BASES[platform]
+    b._next_id = PLATFORM_ID_BASES[platform] if id_base is None else id_base
     rng = b.rng
     staff = [b.new_account(STAFF, START) for _ in range(2)]
     b.staff_ids = [s.id for s in staff]

@@ -29,6 +29,7 @@ from agora.demo.community import (
     Community,
     Post,
     Thread,
+    build_community,
 )
 from agora.replay import ReplayServer
 
@@ -321,3 +322,25 @@ def serve_discourse(c: Community, server: ReplayServer | None = None) -> ReplayS
         # Serialised once here rather than on every request: the server sends str bodies as JSON.
         server.add(path, json.dumps(body, separators=(",", ":")), query=query)
     return server
+
+
+# -- what agora.demo needs (the same names in every platform's demo module) --------------------
+
+#: The forum is the demo's main community: it is built by build_community, not build_platform.
+FORUM_TAGS = [
+    {"tag": "topic:install", "keywords": ["install", "upgrade", "setup"]},
+    {"tag": "topic:docs", "keywords": ["documentation", "docs"]},
+    {"tag": "topic:events", "keywords": ["meetup", "community call", "conference"]},
+]
+
+
+def community(seed: int) -> Community:
+    return build_community(seed)
+
+
+def serve(c: Community, server: ReplayServer, seed: int) -> None:
+    serve_discourse(c, server)
+
+
+def source(server_url: str) -> dict:
+    return {"name": "forum", "type": "discourse", "base_url": server_url, "tags": FORUM_TAGS, "max_retries": 2}

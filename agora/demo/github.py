@@ -201,3 +201,17 @@ def github_handler(c: Community, repo: str = REPO) -> Callable[[str, dict[str, s
 def serve_github(c: Community, server: DemoServer, repo: str = REPO) -> None:
     """Answer ``/repos/{repo}/...`` on `server` from the community."""
     server.handle(f"/repos/{repo}", github_handler(c, repo))
+
+
+# -- what agora.demo needs (the same names in every platform's demo module) --------------------
+
+COHORT = 7.0  # newcomers a month
+ID_BASE = 530_100_000  # account ids of its own: no id string matches another platform's
+
+
+def serve(c: Community, server: DemoServer, seed: int) -> None:
+    serve_github(c, server)
+
+
+def source(server_url: str) -> dict:
+    return {"name": "gh", "type": "github", "base_url": server_url, "repos": [REPO], "max_retries": 2, "page_size": 100}

@@ -122,3 +122,33 @@ def serve_mastodon(c: Community, server: DemoServer) -> None:
 def account_id(raw_id: int) -> str:
     """The id the connector pseudonymises for an account of the demo instance (for privacy.staff)."""
     return f"{INSTANCE}:{raw_id}"
+
+
+# -- what agora.demo needs (the same names in every platform's demo module) --------------------
+
+COHORT = 7.0
+ID_BASE = 460_500_000
+
+
+def serve(c: Community, server: DemoServer, seed: int) -> None:
+    serve_mastodon(c, server)
+
+
+def source(server_url: str) -> dict:
+    return {
+        "name": "toots",
+        "type": "mastodon",
+        "base_url": server_url,
+        "hashtag": HASHTAG,
+        "instance": INSTANCE,  # pseudonyms must not depend on the server's port
+        "max_retries": 2,
+    }
+
+
+def staff_account(raw_id: int) -> str:
+    """How agora.yml's privacy.staff names a demo account (the connector's key form)."""
+    return account_id(raw_id)
+
+
+def extra_handles(c: Community) -> list[str]:
+    return [account_id(a.id) for a in c.accounts]

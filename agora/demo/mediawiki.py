@@ -160,3 +160,32 @@ def serve_mediawiki(c: Community, server: DemoServer, seed: int) -> None:
     """Answer ``/w/api.php`` and ``/pageviews/...`` on `server` from the community."""
     server.handle(API_PATH, api_handler(c))
     server.handle(PAGEVIEWS_PATH, pageviews_handler(seed))
+
+
+# -- what agora.demo needs (the same names in every platform's demo module) --------------------
+
+COHORT = 6.5
+ID_BASE = 640_200_000
+
+
+def serve(c: Community, server: DemoServer, seed: int) -> None:
+    serve_mediawiki(c, server, seed)
+
+
+def source(server_url: str) -> dict:
+    return {
+        "name": "wiki",
+        "type": "mediawiki",
+        "api_url": server_url + API_PATH,
+        "pageviews_url": server_url + PAGEVIEWS_PATH,
+        "project": PROJECT,
+        "pages": list(TALK_PAGES),
+        "support_pages": list(SUPPORT_PAGES),
+        "max_retries": 2,
+        "page_size": 500,
+    }
+
+
+def extra_handles(c: Community) -> list[str]:
+    """Anonymous editors' IP addresses: personal data that must never reach disk."""
+    return [anon_ip(a) for a in c.accounts if a.role == GONE]

@@ -155,3 +155,25 @@ def site_handler(c: Community) -> Callable[[str, dict[str, str]], Any]:
 def serve_stackexchange(c: Community, server: DemoServer) -> None:
     """Answer ``/2.3/...`` on `server` from the community."""
     server.handle(API_ROOT, site_handler(c))
+
+
+# -- what agora.demo needs (the same names in every platform's demo module) --------------------
+
+COHORT = 6.5
+ID_BASE = 820_300_000
+
+
+def serve(c: Community, server: DemoServer, seed: int) -> None:
+    serve_stackexchange(c, server)
+
+
+def source(server_url: str) -> dict:
+    return {
+        "name": "so",
+        "type": "stackexchange",
+        "base_url": server_url + API_ROOT,
+        "site": SITE,
+        "tagged": [TAG],
+        "max_retries": 2,
+        "page_size": 100,
+    }

@@ -111,3 +111,31 @@ def search_handler(c: Community) -> Callable[[str, dict[str, str]], Any]:
 def serve_x(c: Community, server: DemoServer) -> None:
     """Answer ``/2/tweets/search/recent`` on `server` from the community."""
     server.handle(SEARCH_PATH, search_handler(c))
+
+
+# -- what agora.demo needs (the same names in every platform's demo module) --------------------
+
+COHORT = 8.0
+ID_BASE = 930_400_000
+#: The demo's X source reads this variable; the demo sets it to a dummy token (not a secret).
+TOKEN_ENV = "AGORA_DEMO_X_BEARER_TOKEN"
+
+
+def serve(c: Community, server: DemoServer, seed: int) -> None:
+    serve_x(c, server)
+
+
+def source(server_url: str) -> dict:
+    return {
+        "name": "x",
+        "type": "x",
+        "query": f"{HASHTAG} -is:retweet",
+        "base_url": server_url,
+        "bearer_token_env": TOKEN_ENV,
+        "max_retries": 2,
+    }
+
+
+def environment() -> dict[str, str]:
+    """Variables the demo source needs (a dummy token, not a secret)."""
+    return {TOKEN_ENV: "demo-token-not-a-secret"}
