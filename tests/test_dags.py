@@ -50,6 +50,10 @@ for f in sys.argv[1:]:
             "schedule": type(dag.timetable).__name__ + " " + str(getattr(dag.timetable, "asset_condition", "")),
             "pools": sorted({t.pool for t in dag.tasks}),
             "outlets": sorted({str(getattr(o, "name", o)) for t in dag.tasks for o in t.outlets}),
+            "kinds": {t.task_id: type(t).__name__ for t in dag.tasks},
+            "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+            "docs": {t.task_id: bool(t.doc_md) for t in dag.tasks},
+            "dag_doc": bool(dag.doc_md),
         }
 print(json.dumps({"airflow_import": t1 - t0, "parse": timings, "errors": errors, "dags": dags}))
 """
@@ -93,3 +97,28 @@ def test_report_is_scheduled_on_the_serving_asset(probe):
     report = probe["dags"]["agora_report"]
     assert "agora://serving/marts" in report["schedule"]
     assert report["tasks"] == ["monthly_report"]
+
+
+def test_transform_runs_dbt_once_and_watches_every_model(probe):
+    """Watcher mode: one producer task runs `dbt build`; each model and its tests are sensors
+    that start only after that build ended (success or not), behind load_landing."""
+    transform = probe["dags"]["agora_transform"]
+    kinds, upstream = transform["kinds"], transform["upstream"]
+    producers = [t for t, k in kinds.items() if k == "DbtProducerWatcherOperator"]
+    assert producers == ["dbt.dbt_producer_watcher"]
+    assert upstream["dbt.dbt_producer_watcher"] == ["load_landing"]
+    assert upstream["dbt.build_finished"] == ["dbt.dbt_producer_watcher"]
+    sensors = [t for t, k in kinds.items() if k.endswith("WatcherOperator") and t not in producers]
+    assert any(t.endswith(".test") for t in sensors) and len(sensors) > 20
+    assert not [k for k in kinds.values() if k.startswith("DbtBuild") or k.endswith("LocalOperator")]
+    for t in sensors:
+        ups = upstream[t]
+        inside = [u for u in ups if u.startswith("dbt.")]
+        assert inside, f"{t} must wait for the build or an upstream model"
+        if inside == ["dbt.build_finished"]:
+            assert "load_landing" in ups, f"{t} would run (and fall back to building) after a failed load"
+    assert all(transform["docs"][t] for t in ("landing_contract", "load_landing", "mart_contract", "publish"))
+
+
+def test_every_dag_is_documented(probe):
+    assert all(d["dag_doc"] for d in probe["dags"].values())
