@@ -91,3 +91,15 @@ def test_cli_writes_both_files_and_refuses_without_a_contact(tmp_path):
     )
     proc = subprocess.run([str(AGORA), "notice", "--config", str(config)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "privacy.contact" in proc.stderr
+
+
+def test_notice_says_when_differential_privacy_is_on(tmp_path):
+    dp = {"rho_per_month": 0.25, "rho_cap_12_months": 2.0, "release_after_days": 35}
+    cfg = load_config(write_config(tmp_path, SOURCES, privacy={**PRIVACY, "differential_privacy": dp}))
+    md, html = write_notice(cfg, tmp_path / "dp")
+    for text in (md.read_text(), html.read_text()):
+        assert (
+            "Differential privacy" in text
+            and "ρ = 0.25 a month" in text
+            and "at most 2.0 over any" in " ".join(text.split())
+        )

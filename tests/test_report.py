@@ -224,3 +224,27 @@ def test_postgresql_serving_gives_the_same_report(published, postgres, tmp_path,
     from_pg = build_report(pg_cfg, MONTH, tmp_path / "pg", today=date(2026, 12, 4))
     from_duckdb = build_report(cfg, MONTH, tmp_path / "duckdb", today=date(2026, 12, 4))
     assert from_pg.html.read_text() == from_duckdb.html.read_text()
+
+
+def test_differentially_private_values_show_their_margin(published, tmp_path):
+    """Serving rows released with DP (release = 'dp', noise_scale) read as such, with their 95 % margin."""
+    import shutil
+
+    _, cfg, _ = published
+    raw = yaml.safe_load((cfg.root / "agora.yml").read_text())
+    raw["paths"]["warehouse"] = str(tmp_path / "wh")
+    (tmp_path / "wh").mkdir()
+    shutil.copy(serving_path(cfg), tmp_path / "wh" / "serving.duckdb")
+    con = duckdb.connect(str(tmp_path / "wh" / "serving.duckdb"))
+    try:
+        con.execute("alter table marts.community_kpis_monthly add column if not exists noise_scale double")
+        con.execute(
+            "update marts.community_kpis_monthly set noise_scale = 2.5 where platform = 'all' and kpi = 'active_members'"
+        )
+    finally:
+        con.close()
+    (tmp_path / "agora.yml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    files = build_report(load_config(tmp_path / "agora.yml"), MONTH, tmp_path / "out", today=date(2026, 12, 4))
+    text = _pdf_text(files.pdf)
+    assert "differentially private: ± 5 (95 % margin)" in text  # 1.96 x 2.5, rounded for a count of people
+    assert text.count("differentially private") == 1
