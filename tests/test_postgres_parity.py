@@ -99,6 +99,26 @@ def test_every_mart_row_is_equal_on_duckdb_and_postgres(builds, mart):
         assert all(_same(a, b) for a, b in zip(d, p, strict=True)), (mart, d, p)
 
 
+def test_the_exact_counts_differential_privacy_adds_noise_to_are_equal_on_both_engines(builds, monkeypatch):
+    """int_dp_counts_monthly (agora/dp.py's input), read the way the release reads it on each target."""
+    from agora.dp import read_counts
+
+    cfg, _, _, settings = builds
+    duck = sorted(read_counts(cfg))
+    for name, value in {
+        "AGORA_DBT_TARGET": "postgres",
+        "AGORA_PG_HOST": settings.host,
+        "AGORA_PG_PORT": str(settings.port),
+        "AGORA_PG_USER": settings.user,
+        "AGORA_PG_PASSWORD": settings.password,
+        "AGORA_PG_DBNAME": settings.dbname,
+    }.items():
+        monkeypatch.setenv(name, value)
+    pg = sorted(read_counts(cfg))
+    assert len(duck) > 20 and {r[2] for r in duck} >= {"active_members", "new_members", "contributions"}
+    assert pg == duck
+
+
 def test_community_kpis_cover_all_platforms_with_published_and_suppressed_values(builds):
     cfg, *_ = builds
     con = duckdb.connect(warehouse_path(cfg), read_only=True)
