@@ -203,7 +203,9 @@ def load_landing(landing_root: str, settings: PgSettings | None = None, *, full:
     Only files that are new or changed since the last load (by fingerprint: size, mtime,
     inode / ETag) are copied; rows of changed or vanished files (a rerun, an erasure
     rewrite, a quarantined file) are deleted first. All in one transaction, so readers
-    see the previous state or the new one. `full` (or a missing/old table) reloads all.
+    see the previous state or the new one. `full` (or a missing/old table) reloads all
+    into a new table: the old one is dropped, not deleted from, so its rows leave the
+    disk at commit instead of lingering as dead tuples (what an erasure's rebuild needs).
     """
     settings = settings or PgSettings.from_env()
     started = time.time()
@@ -259,3 +261,21 @@ def load_landing(landing_root: str, settings: PgSettings | None = None, *, full:
         result.seconds,
     )
     return result
+
+
+def scrub_dead_rows(settings: PgSettings) -> None:
+    """After a full rebuild: rewrite the planner statistics of the warehouse database.
+
+    A full rebuild replaces every table (`load_landing(full=True)` and dbt's full refresh
+    drop the old ones; PostgreSQL truncates a dropped table's files at commit), but
+    ANALYZE (autovacuum) has copied frequent column values — pseudonyms among them — into
+    `pg_statistic`, whose rows for the dropped tables are then only dead tuples, still in
+    its pages. VACUUM FULL writes the catalog anew without them (the database owner may).
+    """
+    con = settings.connect()
+    try:
+        con.autocommit = True  # VACUUM cannot run in a transaction
+        with con.cursor() as cur:
+            cur.execute("vacuum full pg_catalog.pg_statistic")
+    finally:
+        con.close()

@@ -186,24 +186,30 @@ def run_dbt(
     return proc
 
 
+RUNS_DIR = PROJECT_DIR / "target" / "runs"
+SHARED_ARTIFACTS = ("partial_parse.msgpack", "manifest.json")  # the manifest last: readers wait for it
+
+
 @contextmanager
 def invocation_dir(target_path: str | os.PathLike | None = None) -> Iterator[Path]:
     """Where one dbt invocation writes run_results.json, its logs and compiled SQL.
 
-    Each invocation gets its own directory, so two builds (a CLI run beside a DAG run,
-    two privacy rebuilds) never read each other's results or overwrite each other's files.
-    dbt's partial-parse cache is copied in from `dbt_project/target` (written by `parse`)
-    so that a build does not re-parse the project from scratch. A failed invocation's
-    directory is kept for its logs (the error names it); a successful one is removed.
-    A caller's own `target_path` is used as it is and kept.
+    Each invocation gets its own directory (under `dbt_project/target/runs/`), so two
+    builds (a CLI run beside a DAG run, two privacy rebuilds) never read each other's
+    results or overwrite each other's files. dbt's partial-parse cache is copied in, and
+    after a success the manifest (what the mart contract and Cosmos read) and the cache
+    are renamed into `dbt_project/target` — whole files, never half-written. A failed
+    invocation's directory is kept for its logs (the error names it); a successful one is
+    removed. A caller's own `target_path` is used as it is and kept.
     """
     if target_path is not None:
         yield Path(target_path)
         return
-    own = Path(tempfile.mkdtemp(prefix="agora-dbt-"))
-    cache = PROJECT_DIR / "target" / "partial_parse.msgpack"
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%dT%H%M%S')}-", dir=RUNS_DIR))
+    shared = PROJECT_DIR / "target"
     try:
-        shutil.copyfile(cache, own / cache.name)
+        shutil.copyfile(shared / SHARED_ARTIFACTS[0], own / SHARED_ARTIFACTS[0])
     except OSError:
         pass  # no cache yet: dbt parses in full
     try:
@@ -214,6 +220,9 @@ def invocation_dir(target_path: str | os.PathLike | None = None) -> Iterator[Pat
         else:
             shutil.rmtree(own, ignore_errors=True)
         raise
+    for name in SHARED_ARTIFACTS:
+        if (own / name).exists():
+            os.replace(own / name, shared / name)  # same filesystem: an atomic rename
     shutil.rmtree(own, ignore_errors=True)
 
 
@@ -273,7 +282,8 @@ def build(
         from agora.pg_landing import PgSettings, load_landing
 
         settings = PgSettings.from_env()
-        load_landing(landing, settings)
+        # A full refresh (the privacy rebuild) replaces landing.events instead of deleting from it.
+        load_landing(landing, settings, full=full_refresh)
         path = f"postgresql://{settings.host}:{settings.port}/{settings.dbname}"
     else:
         path = warehouse_path(cfg)
@@ -288,6 +298,10 @@ def build(
     with invocation_dir(target_path) as artifacts:
         run_dbt(cfg, args, target_path=artifacts, target=target)
         results = _run_results(artifacts / "run_results.json", started)
+    if target == "postgres" and full_refresh:
+        from agora.pg_landing import scrub_dead_rows
+
+        scrub_dead_rows(settings)
     result = BuildResult(warehouse=path, seconds=round(time.time() - started, 2))
     for r in results:
         kind = r["unique_id"].split(".", 1)[0]
@@ -316,8 +330,8 @@ def build(
 def parse(cfg: AgoraConfig | None = None, *, target_path: str | os.PathLike | None = None) -> Path:
     """Write `target/manifest.json`, which Cosmos (LoadMode.DBT_MANIFEST) and the mart contract read.
 
-    dbt parses into a directory of its own; the manifest is then renamed into place, so a
-    reader (or a concurrent parse) never sees half a file.
+    dbt parses into a directory of its own; the manifest is then renamed into place
+    (`invocation_dir`), so a reader or a concurrent parse never sees half a file.
     """
     if target_path is not None:
         run_dbt(cfg, ["parse"], target_path=target_path)
@@ -329,12 +343,7 @@ def parse(cfg: AgoraConfig | None = None, *, target_path: str | os.PathLike | No
         run_dbt(cfg, ["parse"], target_path=own)
         if not (own / "manifest.json").exists():
             raise WarehouseError(f"dbt parse did not write {own / 'manifest.json'}")
-        final = manifest_path()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        for name in ("partial_parse.msgpack", "manifest.json"):  # the manifest last: it is what readers wait for
-            if (own / name).exists():
-                os.replace(own / name, final.parent / name)
-    return final
+    return manifest_path()
 
 
 def manifest_path() -> Path:

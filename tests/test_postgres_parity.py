@@ -328,6 +328,14 @@ def test_erasure_rebuilds_the_postgres_warehouse_and_republishes(pg_run, postgre
     with privacy._pg_warehouse(cfg) as conn:
         assert privacy._pg_rows_mentioning(conn, {erased}) >= 2  # landing.events and staging
         assert privacy._pg_staging_counts(conn, {erased})[erased] >= 2
+    databases = {
+        name: postgres.data_dir
+        / "base"
+        / postgres.psql(f"select oid from pg_database where datname = '{name}'").strip()
+        for name in ("agora_wh_run", serving["database"])
+    }
+    postgres.psql("checkpoint")  # dirty pages reach the files (else a grep would see old files only)
+    assert _files_holding(databases["agora_wh_run"], erased), "the warehouse's files hold the rows before"
     requests = cfg.resolve("requests.csv")
     requests.write_text(f"platform,account,kind,requested_at\ndiscourse,{ERASED_ID},erasure,2025-06-01\n")
 
@@ -352,6 +360,33 @@ def test_erasure_rebuilds_the_postgres_warehouse_and_republishes(pg_run, postgre
             assert cur.fetchone()[0] > 0  # republished
     finally:
         reader.close()
+
+    # No bytes left: no file of the warehouse database holds the pseudonym (tables, TOAST,
+    # indexes, catalogs — pg_statistic included), nor any file of the serving database.
+    postgres.psql("checkpoint")
+    for database, directory in databases.items():
+        assert len(list(directory.iterdir())) > 100, directory  # the database's relation files
+        assert _files_holding(directory, erased) == [], database
+    # The WAL still holds it (written when the rows were loaded) until its segments go:
+    # docs/privacy.md gives the procedure, checked here — with wal_recycle off, a WAL
+    # switch and a checkpoint, twice, remove every segment written before the erasure.
+    wal = postgres.data_dir / "pg_wal"
+    assert _files_holding(wal, erased), "the rows were loaded through the WAL: it must show them"
+    postgres.psql("alter system set wal_recycle = off")
+    postgres.psql("select pg_reload_conf()")
+    try:
+        for _ in range(2):
+            postgres.psql("select pg_switch_wal()")
+            postgres.psql("checkpoint")
+        assert _files_holding(wal, erased) == []
+    finally:
+        postgres.psql("alter system reset wal_recycle")
+        postgres.psql("select pg_reload_conf()")
+
+
+def _files_holding(directory, text: str) -> list[str]:
+    needle = text.encode()
+    return sorted(str(p) for p in directory.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
 def columns_of(marts: dict, mart: str) -> list[str]:

@@ -6,7 +6,9 @@ Real processes, real DuckDB files, dbt and PostgreSQL; no patched functions.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -147,7 +149,18 @@ def test_two_builds_at_once_serialise_or_fail_cleanly(workdir):
     assert solo.returncode == 0, solo.stdout[-2000:] + solo.stderr[-2000:]
     kpis = _kpis(cfg)
     shared = ROOT / "dbt_project" / "target"
-    before = {p: p.stat().st_mtime_ns for p in shared.rglob("*") if p.is_file()}
+
+    def written_in_place() -> dict:
+        # What dbt would write into a shared target path; the manifest and the parse cache
+        # are replaced whole (renamed in) after a build, and runs/ holds each invocation's own.
+        return {
+            p: p.stat().st_mtime_ns
+            for p in shared.rglob("*")
+            if p.is_file() and p.name not in ("manifest.json", "partial_parse.msgpack") and "runs" not in p.parts
+        }
+
+    before = written_in_place()
+    runs_before = {d.name for d in (shared / "runs").iterdir()} if (shared / "runs").exists() else set()
 
     runs = _concurrently([cmd, cmd], workdir, env)
 
@@ -160,8 +173,14 @@ def test_two_builds_at_once_serialise_or_fail_cleanly(workdir):
         assert r.stdout == solo.stdout
     print("concurrent builds:", [r.returncode for r in runs])
     assert _kpis(cfg) == kpis, "the warehouse is intact"
-    # Nothing in the shared dbt_project/target was written: each invocation had its own directory.
-    assert {p: p.stat().st_mtime_ns for p in shared.rglob("*") if p.is_file()} == before
+    # Nothing in the shared dbt_project/target was written in place: each invocation had its
+    # own directory, removed after its success; the manifest the contract reads is whole.
+    assert written_in_place() == before
+    kept = [d for d in (shared / "runs").iterdir() if d.name not in runs_before]
+    assert len(kept) == len([r for r in runs if r.returncode != 0])  # a failed one keeps its logs
+    for d in kept:
+        shutil.rmtree(d)
+    assert "model.agora.community_kpis_monthly" in json.loads((shared / "manifest.json").read_text())["nodes"]
 
 
 def _kpis(cfg) -> list[tuple]:
