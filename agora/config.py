@@ -8,6 +8,7 @@ the environment variables that hold them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -179,7 +180,50 @@ class DuckdbWarehouse(_Strict):
     kind: Literal["duckdb"] = "duckdb"
 
 
-Warehouse = Annotated[Union[DuckdbWarehouse, PostgresWarehouse], Field(discriminator="kind")]
+class SparkWarehouse(_Strict):
+    """dbt builds the warehouse on Apache Spark (dbt target `spark`, adapter dbt-spark).
+
+    `{kind: spark}` alone is an in-process local Spark (method `session`, master `local[2]`)
+    whose tables and metastore live under `<paths.warehouse>/spark`. `method: thrift` reaches a
+    Spark Thrift Server (a cluster); `warehouse_dir` is then the cluster's
+    `spark.sql.warehouse.dir`, from which Agora reads the built marts (docs/operations.md).
+    """
+
+    kind: Literal["spark"]
+    method: Literal["session", "thrift"] = Field("session", description="session: in-process; thrift: a server.")
+    master: str = Field("local[2]", description="Spark master of the in-process session (method session).")
+    warehouse_dir: str | None = Field(
+        None, description="spark.sql.warehouse.dir; default <paths.warehouse>/spark (session), required for thrift."
+    )
+    driver_memory: str = Field("2g", pattern=r"^[0-9]+[kmgt]$", description="Driver JVM heap (method session).")
+    shuffle_partitions: int = Field(4, ge=1, le=10000, description="spark.sql.shuffle.partitions.")
+    host: str | None = Field(None, description="Thrift Server host (method thrift).")
+    port: int = Field(10000, ge=1, le=65535, description="Thrift Server port (method thrift).")
+    user: str | None = Field(None, description="User to connect as (method thrift).")
+    password_env: str | None = Field(None, description="Environment variable holding the password (method thrift).")
+
+    @model_validator(mode="after")
+    def _method_keys(self) -> SparkWarehouse:
+        if self.method == "thrift":
+            for key in ("host", "user", "warehouse_dir"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"warehouse.{key}: required with method thrift")
+        else:
+            for key in ("host", "user", "password_env"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"warehouse.{key}: only for method thrift (method is session)")
+        return self
+
+    def password(self) -> str:
+        if not self.password_env:
+            return ""
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise ConfigError(f"warehouse.password_env: environment variable {self.password_env} is unset")
+        return value
+
+
+Warehouse = Annotated[Union[DuckdbWarehouse, PostgresWarehouse, SparkWarehouse], Field(discriminator="kind")]
 
 
 class Kpis(_Strict):
@@ -255,16 +299,19 @@ def _format_error(err: ValidationError) -> str:
     loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "tagged-union")))
     # Discriminated unions put the type name in the path (sources.0.discourse.base_url,
     # serving.postgres.port): drop it.
-    parts = [p for p in loc.split(".") if p not in PLATFORMS and p not in ("postgres", "duckdb")]
+    parts = [p for p in loc.split(".") if p not in PLATFORMS and p not in ("postgres", "duckdb", "spark")]
     loc = ".".join(parts) or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif first["type"] == "union_tag_invalid" and loc in ("warehouse", "serving"):
+        msg = f"{loc}.kind: unknown kind {first.get('input', {}).get('kind')!r} (expected: {first['ctx']['expected_tags']})"
+        loc, _, msg = msg.partition(": ")
     elif first["type"] == "union_tag_invalid":
         msg = f"unknown source type {first.get('input', {}).get('type')!r} (known: {', '.join(PLATFORMS)})"
     elif first["type"] == "missing":
         msg = "required key is missing"
-    if first["type"] == "value_error" and loc == "(top level)":
+    if first["type"] == "value_error" and (loc == "(top level)" or re.match(r"Value error, [\w.]+: ", msg)):
         # Cross-key checks name their key themselves ("serving.kind: ...").
         msg = msg.removeprefix("Value error, ")
         loc, _, msg = msg.partition(": ") if ": " in msg else (loc, "", msg)

@@ -93,7 +93,8 @@ def load_landing(cfg: AgoraConfig) -> dict[str, Any]:
 
 
 def validate_marts(cfg: AgoraConfig) -> dict[str, Any]:
-    """The mart contract on the warehouse dbt built: the DuckDB file, or the PostgreSQL database."""
+    """The mart contract on the warehouse dbt built: the DuckDB file, the PostgreSQL database, or
+    the copy of the Spark marts (agora.spark_marts)."""
     from agora.warehouse import dbt_target, manifest_path, warehouse_path
     from expectations import validate_marts as _validate
 
@@ -101,6 +102,11 @@ def validate_marts(cfg: AgoraConfig) -> dict[str, Any]:
         from agora.pg_landing import PgSettings
 
         return _as_dict(_validate(cfg, manifest_path=manifest_path(), postgres=PgSettings.for_config(cfg)))
+    if dbt_target(cfg=cfg) == "spark":
+        # The DAG's dbt tasks wrote the Spark tables; the contract reads the marts' copy.
+        from agora.spark_marts import export_marts
+
+        export_marts(cfg)
     return _as_dict(_validate(cfg, warehouse_path(cfg), manifest_path()))
 
 

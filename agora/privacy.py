@@ -30,6 +30,7 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -791,7 +792,7 @@ def complete_pending(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
 def _complete_locked(cfg: AgoraConfig, *, now: datetime | None = None) -> Completion:
     from agora import pipeline
     from agora.landing import landing_files
-    from agora.warehouse import dbt_target, warehouse_path
+    from agora.warehouse import dbt_target, spark_dir, warehouse_path
 
     started = time.monotonic()
     journal = _load_journal(cfg)
@@ -801,18 +802,28 @@ def _complete_locked(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
     erasures = [e for e in journal["entries"] if e["event"] == "request"]
     erased = {p for e in erasures for p in e["pseudonyms"]}
     on_postgres = dbt_target(cfg=cfg) == "postgres"
+    on_spark = dbt_target(cfg=cfg) == "spark"
     wh = warehouse_path(cfg)
 
     def staging_counts() -> Counter:
         if on_postgres:
             with _pg_warehouse(cfg) as conn:
                 return _pg_staging_counts(conn, erased)
+        if on_spark:
+            from agora import spark_marts
+
+            return Counter(spark_marts.staging_counts(spark_dir(cfg), erased))
         return _staging_counts(wh, erased)
 
     def warehouse_rows() -> int:
         if on_postgres:
             with _pg_warehouse(cfg) as conn:
                 return _pg_rows_mentioning(conn, erased)
+        if on_spark:
+            # Every file under Spark's warehouse directory, not only the tables it lists.
+            from agora import spark_marts
+
+            return spark_marts.rows_mentioning(spark_dir(cfg), erased) + _rows_mentioning(wh, erased)
         return _rows_mentioning(wh, erased)
 
     if erased:
@@ -843,6 +854,9 @@ def _complete_locked(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
 
     if not on_postgres:
         _remove_warehouse_file(wh)
+    if on_spark and "://" not in spark_dir(cfg):
+        # Tables, files of dropped tables and the metastore: the full refresh recreates them.
+        shutil.rmtree(spark_dir(cfg), ignore_errors=True)
     # On PostgreSQL the full refresh below replaces every table (landing.events included):
     # dropped tables' files are unlinked at commit; WAL and backups age out (docs/privacy.md).
     if landing_files(cfg.path("landing")):

@@ -183,7 +183,7 @@ def publish(cfg: AgoraConfig) -> PublishResult:
         from agora.publish_pg import publish_postgres
 
         return publish_postgres(cfg)
-    from agora.warehouse import dbt_target
+    from agora.warehouse import dbt_target, warehouse_path
 
     if dbt_target(cfg=cfg) == "postgres":
         # agora.yml refuses this pair; AGORA_DBT_TARGET=postgres can still ask for it.
@@ -193,7 +193,8 @@ def publish(cfg: AgoraConfig) -> PublishResult:
         )
     started = time.monotonic()
     directory = _local_dir(cfg)
-    source = os.path.join(directory, WAREHOUSE_FILE)
+    # agora.duckdb, or on Spark the copy of its marts (agora.warehouse.warehouse_path).
+    source = warehouse_path(cfg)
     target = str(serving_path(cfg))
     if not os.path.exists(source):
         raise PublishError(f"publish: warehouse {source} does not exist (run the build first)")

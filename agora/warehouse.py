@@ -55,7 +55,7 @@ class BuildResult:
         return dict(self.__dict__)
 
 
-TARGETS = ("duckdb", "postgres")
+TARGETS = ("duckdb", "postgres", "spark")
 
 
 def dbt_target(target: str | None = None, cfg: AgoraConfig | None = None) -> str:
@@ -74,8 +74,25 @@ def dbt_target(target: str | None = None, cfg: AgoraConfig | None = None) -> str
 
 
 def warehouse_path(cfg: AgoraConfig) -> str:
-    """The DuckDB file dbt builds: `<paths.warehouse>/agora.duckdb`."""
+    """The DuckDB file the mart contract and publish read: the one dbt builds,
+    `<paths.warehouse>/agora.duckdb`, or on Spark the copy of its marts (agora.spark_marts)."""
+    if dbt_target(cfg=cfg) == "spark":
+        from agora.spark_marts import MARTS_FILE
+
+        return os.path.join(cfg.path("warehouse"), MARTS_FILE)
     return os.path.join(cfg.path("warehouse"), WAREHOUSE_FILE)
+
+
+def spark_dir(cfg: AgoraConfig) -> str:
+    """spark.sql.warehouse.dir: `warehouse.warehouse_dir`, else `<paths.warehouse>/spark`.
+
+    The in-process session keeps its Derby metastore beside the tables, in `metastore_db`.
+    """
+    wh = cfg.warehouse
+    configured = wh.warehouse_dir if wh.kind == "spark" else None
+    if configured:
+        return configured if "://" in configured else str(cfg.resolve(configured))
+    return os.path.join(cfg.path("warehouse"), "spark")
 
 
 def known_kpis() -> list[str]:
@@ -123,6 +140,20 @@ def dbt_env(cfg: AgoraConfig, *, with_password: bool = True) -> dict[str, str]:
         )
         if with_password:
             env["AGORA_PG_PASSWORD"] = wh.password()
+    if env["AGORA_DBT_TARGET"] == "spark":
+        env["AGORA_SPARK_DIR"] = spark_dir(cfg)
+        if wh.kind == "spark":
+            env.update(
+                AGORA_SPARK_METHOD=wh.method,
+                AGORA_SPARK_MASTER=wh.master,
+                AGORA_SPARK_DRIVER_MEMORY=wh.driver_memory,
+                AGORA_SPARK_SHUFFLE_PARTITIONS=str(wh.shuffle_partitions),
+            )
+            if wh.method == "thrift":
+                env.update(AGORA_SPARK_HOST=wh.host, AGORA_SPARK_PORT=str(wh.port), AGORA_SPARK_USER=wh.user)
+                env["AGORA_SPARK_PASSWORD_ENV"] = wh.password_env or ""
+                if with_password and wh.password_env:
+                    env["AGORA_SPARK_PASSWORD"] = wh.password()
     return env
 
 
@@ -271,13 +302,14 @@ def build(
     Incremental by default (staging reads only recent landing partitions); `full_refresh`
     rebuilds from the whole landing zone. On the postgres target the landing zone is first
     loaded into `landing.events` (agora.pg_landing), which PostgreSQL cannot read in place.
-    Unit tests check SQL logic on fixed inputs, not the data: they belong in CI
+    On spark the marts are then copied into a DuckDB file for the contract and publish
+    (agora.spark_marts). Unit tests check SQL logic on fixed inputs, not the data: they belong in CI
     (`unit_tests=True`, tests/test_dbt.py), not in every production build (seconds each run).
     """
     landing = cfg.path("landing")
     if not landing_files(landing):
         raise WarehouseError(f"no landing data under {landing}: run `agora extract` first")
-    target = dbt_target(target)
+    target = dbt_target(target, cfg)
     if target == "postgres":
         from agora.pg_landing import PgSettings, load_landing
 
@@ -285,6 +317,9 @@ def build(
         # A full refresh (the privacy rebuild) replaces landing.events instead of deleting from it.
         load_landing(landing, settings, full=full_refresh)
         path = f"postgresql://{settings.host}:{settings.port}/{settings.dbname}"
+    elif target == "spark":
+        _require_spark()
+        path = spark_dir(cfg)
     else:
         path = warehouse_path(cfg)
     args = ["build"]
@@ -302,6 +337,10 @@ def build(
         from agora.pg_landing import scrub_dead_rows
 
         scrub_dead_rows(settings)
+    if target == "spark":
+        from agora.spark_marts import export_marts
+
+        export_marts(cfg)
     result = BuildResult(warehouse=path, seconds=round(time.time() - started, 2))
     for r in results:
         kind = r["unique_id"].split(".", 1)[0]
@@ -325,6 +364,16 @@ def build(
         result.unit_tests_passed,
     )
     return result
+
+
+def _require_spark() -> None:
+    """dbt-spark and PySpark are the optional `spark` extra (~345 MB): say how to get them."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec("dbt.adapters.spark") is None:
+        raise WarehouseError(
+            "warehouse.kind spark needs dbt-spark and PySpark: uv sync --extra spark (or pip install 'agora[spark]')"
+        )
 
 
 def parse(cfg: AgoraConfig | None = None, *, target_path: str | os.PathLike | None = None) -> Path:

@@ -16,10 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default="data/bench", help="wiped and rebuilt on every run")
     parser.add_argument("--keep", action="store_true", help="keep the landing files afterwards")
+    parser.add_argument(
+        "--target",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="spark: also build the same landing on Spark (full and added day), reported beside DuckDB",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target of issue 8 is missed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    report = run_bench(args.events, args.workdir, days=args.days, seed=args.seed, keep=args.keep)
+    report = run_bench(
+        args.events, args.workdir, days=args.days, seed=args.seed, keep=args.keep, spark=args.target == "spark"
+    )
     print()
     print(format_report(report))
     return 1 if args.check and not all(report.summary["targets"].values()) else 0

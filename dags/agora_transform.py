@@ -20,7 +20,7 @@ allows a single writer per file, and on PostgreSQL the landing reload must not r
 dbt. The sensors share it because their retry writes. A failed contract fails its task, so
 nothing after it runs: the previous serving database stays published.
 
-The warehouse is the one agora.yml configures (`warehouse: {kind: duckdb|postgres}`,
+The warehouse is the one agora.yml configures (`warehouse: {kind: duckdb|postgres|spark}`,
 overridden by AGORA_DBT_TARGET, see `agora.warehouse.dbt_target`). Parsing this file reads
 no config: `_dbt_settings` reads it in the worker just before each dbt command, and fills
 in the warehouse password from the worker's own environment, so the password is never in
@@ -75,6 +75,17 @@ def _dbt_settings(context: Any, operator: Any) -> None:
 
         mask_secret(os.environ[password_env])  # masked in task logs and in fields rendered after the run
         env["AGORA_PG_PASSWORD"] = os.environ[password_env]
+    spark_password_env = env.pop("AGORA_SPARK_PASSWORD_ENV", None)
+    if target == "spark" and env.get("AGORA_SPARK_METHOD") == "thrift":
+        # profiles.yml's second Spark output; its password, like PostgreSQL's, is read here.
+        target = "spark_thrift"
+        if spark_password_env:
+            if not os.environ.get(spark_password_env):
+                raise ConfigError(f"warehouse.password_env: environment variable {spark_password_env} is unset")
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(os.environ[spark_password_env])
+            env["AGORA_SPARK_PASSWORD"] = os.environ[spark_password_env]
     logging.getLogger("agora.transform").info("dbt target %s", target)
     operator.env = {**(operator.env or {}), **env}
     operator.profile_config = dataclasses.replace(operator.profile_config, target_name=target)

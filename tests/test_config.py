@@ -111,7 +111,10 @@ def test_warehouse_defaults_to_duckdb_and_postgres_shares_the_connection_fields(
     [
         ({"warehouse": {**PG_WAREHOUSE, "port": 0}, "serving": PG_SERVING}, "warehouse.port:"),
         ({"warehouse": {**PG_WAREHOUSE, "schema": "x"}, "serving": PG_SERVING}, "warehouse.schema: unknown key"),
-        ({"warehouse": {"kind": "snowflake"}}, "warehouse:"),
+        ({"warehouse": {"kind": "snowflake"}}, "warehouse.kind: unknown kind 'snowflake'"),
+        ({"warehouse": {"kind": "spark", "masterr": "local[2]"}}, "warehouse.masterr: unknown key"),
+        ({"warehouse": {"kind": "spark", "method": "thrift"}}, "warehouse.host: required with method thrift"),
+        ({"warehouse": {"kind": "spark", "host": "h"}}, "warehouse.host: only for method thrift"),
         ({"warehouse": PG_WAREHOUSE}, "serving.kind: a PostgreSQL warehouse publishes to PostgreSQL serving only"),
     ],
 )
@@ -204,3 +207,24 @@ def test_an_unknown_source_type_lists_every_registered_platform(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert all(name in str(e.value) for name in PLATFORMS)
+
+def test_spark_warehouse_defaults_and_thrift(tmp_path, monkeypatch):
+    from agora.warehouse import dbt_env, spark_dir
+
+    cfg = load_config(write_config(tmp_path, [GOOD_SOURCE], warehouse={"kind": "spark"}))
+    assert (cfg.warehouse.method, cfg.warehouse.master) == ("session", "local[2]")
+    assert spark_dir(cfg) == str(tmp_path / "data" / "warehouse" / "spark")
+    monkeypatch.delenv("AGORA_DBT_TARGET", raising=False)
+    env = dbt_env(cfg)
+    assert env["AGORA_DBT_TARGET"] == "spark" and env["AGORA_SPARK_DIR"] == spark_dir(cfg)
+    thrift = {"kind": "spark", "method": "thrift", "host": "sts", "user": "agora", "warehouse_dir": "/mnt/wh"}
+    cfg = load_config(write_config(tmp_path, [GOOD_SOURCE], warehouse={**thrift, "password_env": "SPARK_PW"}))
+    with pytest.raises(ConfigError, match="warehouse.password_env: environment variable SPARK_PW is unset"):
+        dbt_env(cfg)
+    env = dbt_env(cfg, with_password=False)
+    assert (env["AGORA_SPARK_METHOD"], env["AGORA_SPARK_HOST"], env["AGORA_SPARK_PASSWORD_ENV"]) == (
+        "thrift",
+        "sts",
+        "SPARK_PW",
+    )
+    assert "AGORA_SPARK_PASSWORD" not in env

@@ -10,7 +10,7 @@
 {%- endmacro %}
 
 {#- PostgreSQL and others: `agora.pg_landing` loads the landing zone into a real table,
-    title/text included. -#}
+    title/text included. Spark reads the files in place (macro spark__latest_landed_copies). -#}
 {% macro default__latest_landed_copies(relation, since=none) -%}
     {{ latest_copies(
         '(select * from ' ~ relation

@@ -117,9 +117,9 @@ counts as (
 
 final as (
     select
-        cast(counts.platform as varchar) as platform,
+        cast(counts.platform as {{ type_varchar() }}) as platform,
         cast(counts.month as date) as month,
-        cast(counts.kpi as varchar) as kpi,
+        cast(counts.kpi as {{ type_varchar() }}) as kpi,
         cast(counts.value as bigint) as value,
         cast({{ bound }} as integer) as contribution_bound
     from counts

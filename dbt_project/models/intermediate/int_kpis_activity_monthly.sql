@@ -216,7 +216,7 @@ final as (
         with_previous.month,
         with_previous.platform,
         'contributions' as kpi,
-        cast(with_previous.contributions as double precision) as value,
+        cast(with_previous.contributions as {{ type_double() }}) as value,
         with_previous.active_members as group_size
     from with_previous
 
@@ -226,7 +226,7 @@ final as (
         with_previous.month,
         with_previous.platform,
         'active_members' as kpi,
-        cast(with_previous.active_members as double precision) as value,
+        cast(with_previous.active_members as {{ type_double() }}) as value,
         with_previous.active_members as group_size
     from with_previous
 
@@ -236,7 +236,7 @@ final as (
         with_previous.month,
         with_previous.platform,
         'retention_rate' as kpi,
-        cast(with_previous.retained_members as double precision)
+        cast(with_previous.retained_members as {{ type_double() }})
         / nullif(with_previous.previous_active_members, 0) as value,
         with_previous.previous_active_members as group_size
     from with_previous
@@ -247,7 +247,7 @@ final as (
         with_previous.month,
         with_previous.platform,
         'churn_rate' as kpi,
-        1 - cast(with_previous.retained_members as double precision)
+        1 - cast(with_previous.retained_members as {{ type_double() }})
         / nullif(with_previous.previous_active_members, 0) as value,
         with_previous.previous_active_members as group_size
     from with_previous
@@ -258,7 +258,7 @@ final as (
         with_previous.month,
         with_previous.platform,
         'reactivated_members' as kpi,
-        cast(with_previous.reactivated_members as double precision) as value,
+        cast(with_previous.reactivated_members as {{ type_double() }}) as value,
         with_previous.reactivated_members as group_size
     from with_previous
 
@@ -268,7 +268,7 @@ final as (
         with_previous.month,
         with_previous.platform,
         'contributor_absence_factor' as kpi,
-        cast(with_previous.absence_factor as double precision) as value,
+        cast(with_previous.absence_factor as {{ type_double() }}) as value,
         with_previous.active_members as group_size
     from with_previous
 
@@ -278,7 +278,7 @@ final as (
         with_previous.month,
         with_previous.platform,
         'top_decile_share' as kpi,
-        cast(with_previous.top_decile_contributions as double precision)
+        cast(with_previous.top_decile_contributions as {{ type_double() }})
         / nullif(with_previous.contributions, 0) as value,
         with_previous.active_members as group_size
     from with_previous

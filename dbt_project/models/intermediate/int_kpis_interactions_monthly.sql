@@ -122,7 +122,7 @@ final as (
         months.month,
         months.platform,
         'interaction_density' as kpi,
-        cast(coalesce(pairs_with_rollup.member_pairs, 0) as double precision)
+        cast(coalesce(pairs_with_rollup.member_pairs, 0) as {{ type_double() }})
         / nullif(active.active_members, 0) as value,
         coalesce(active.active_members, 0) as group_size
     from months

@@ -62,7 +62,7 @@ final as (
         monthly.month,
         monthly.platform,
         'new_members' as kpi,
-        cast(monthly.new_members as double precision) as value,
+        cast(monthly.new_members as {{ type_double() }}) as value,
         monthly.new_members as group_size
     from monthly
 
@@ -72,7 +72,7 @@ final as (
         monthly.month,
         monthly.platform,
         'returning_newcomer_rate' as kpi,
-        cast(monthly.returned_members as double precision) / nullif(monthly.new_members, 0) as value,
+        cast(monthly.returned_members as {{ type_double() }}) / nullif(monthly.new_members, 0) as value,
         monthly.new_members as group_size
     from monthly
 )

@@ -25,7 +25,7 @@ final as (
         pageviews_with_rollup.month,
         pageviews_with_rollup.platform,
         'support_page_views' as kpi,
-        cast(sum(pageviews_with_rollup.page_views) as double precision) as value,
+        cast(sum(pageviews_with_rollup.page_views) as {{ type_double() }}) as value,
         coalesce(sum(pageviews_with_rollup.page_views), 0) as group_size
     from pageviews_with_rollup
     group by pageviews_with_rollup.month, pageviews_with_rollup.platform

@@ -79,7 +79,7 @@ final as (
         monthly.month,
         monthly.platform,
         'median_hours_to_first_response' as kpi,
-        cast(monthly.median_hours as double precision) as value,
+        cast(monthly.median_hours as {{ type_double() }}) as value,
         monthly.threads_answered as group_size
     from monthly
 
@@ -89,7 +89,7 @@ final as (
         monthly.month,
         monthly.platform,
         'response_rate_48h' as kpi,
-        cast(monthly.answered_within_48h as double precision) / nullif(monthly.threads_opened, 0) as value,
+        cast(monthly.answered_within_48h as {{ type_double() }}) / nullif(monthly.threads_opened, 0) as value,
         monthly.threads_opened as group_size
     from monthly
 )

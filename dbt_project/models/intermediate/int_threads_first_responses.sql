@@ -89,8 +89,8 @@ final as (
         threads.opened_by_member,
         threads.opened_by,
         first_responses.first_response_at,
-        {{ dbt.datediff('threads.opened_at', 'first_responses.first_response_at', 'second') }} / 3600.0  -- noqa: LT05
-            as hours_to_first_response
+        cast({{ dbt.datediff('threads.opened_at', 'first_responses.first_response_at', 'second') }} as {{ type_double() }})  -- noqa: LT05
+        / 3600 as hours_to_first_response
     from threads
     left join first_responses
         on

@@ -90,7 +90,7 @@ retained as (
 final as (
     select
         cast(grid.cohort_month as date) as cohort_month,
-        cast(grid.platform as varchar) as platform,
+        cast(grid.platform as {{ type_varchar() }}) as platform,
         cast(grid.months_since_first as integer) as months_since_first,
         -- A count of fewer than k_min accounts is never published as a count (the same
         -- rule as reactivated_members); the rate is a share of the whole cohort, published
@@ -104,9 +104,9 @@ final as (
         ) as retained_members,
         cast(
             {{ suppressed_value(
-                'coalesce(retained.retained_members, 0) * 1.0 / grid.cohort_size', 'grid.cohort_size', k_min
+                'cast(coalesce(retained.retained_members, 0) as ' ~ type_double() ~ ') / grid.cohort_size', 'grid.cohort_size', k_min
             ) }}
-            as double precision
+            as {{ type_double() }}
         ) as retention_rate,
         cast(grid.cohort_size as bigint) as group_size,
         cast({{ is_suppressed('grid.cohort_size', k_min) }} as boolean) as is_suppressed

@@ -18,15 +18,15 @@ kpis as (
 final as (
     select
         cast(kpis.month as date) as month,
-        cast(kpis.platform as varchar) as platform,
-        cast(kpis.kpi as varchar) as kpi,
-        cast({{ suppressed_value('kpis.value', 'kpis.group_size', k_min) }} as double precision) as value,
+        cast(kpis.platform as {{ type_varchar() }}) as platform,
+        cast(kpis.kpi as {{ type_varchar() }}) as kpi,
+        cast({{ suppressed_value('kpis.value', 'kpis.group_size', k_min) }} as {{ type_double() }}) as value,
         cast(kpis.group_size as bigint) as group_size,
         cast({{ is_suppressed('kpis.group_size', k_min) }} as boolean) as is_suppressed,
         -- How the value was released: dbt builds exact values; with differential privacy
         -- on, the release step (agora/dp.py) replaces account-based rows before publishing.
-        cast('exact' as varchar) as release,  -- noqa: RF04
-        cast(null as double precision) as noise_scale
+        cast('exact' as {{ type_varchar() }}) as release,  -- noqa: RF04
+        cast(null as {{ type_double() }}) as noise_scale
     from kpis
 )
 

@@ -23,7 +23,8 @@ items_with_rollup as (
         cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
         items.acted_at,
         items.responded_at,
-        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action  -- noqa: LT05
+        cast({{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} as {{ type_double() }})  -- noqa: LT05
+        / 86400 as days_to_action
     from items
 
     union all
@@ -33,7 +34,8 @@ items_with_rollup as (
         cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
         items.acted_at,
         items.responded_at,
-        {{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} / 86400.0 as days_to_action  -- noqa: LT05
+        cast({{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} as {{ type_double() }})  -- noqa: LT05
+        / 86400 as days_to_action
     from items
 ),
 
@@ -62,19 +64,20 @@ quarters as (
 final as (
     select
         cast(monthly.month as date) as month,
-        cast(monthly.channel as varchar) as channel,
+        cast(monthly.channel as {{ type_varchar() }}) as channel,
         cast({{ suppressed_value('monthly.received', 'quarters.smallest_month_of_quarter', k_min) }} as bigint)
             as received,
         cast({{ suppressed_value('monthly.acted_on', 'quarters.smallest_month_of_quarter', k_min) }} as bigint)
             as acted_on,
         cast(
             {{ suppressed_value(
-                'monthly.responded * 1.0 / monthly.received', 'quarters.smallest_month_of_quarter', k_min) }}
-            as double precision
+                'cast(monthly.responded as ' ~ type_double() ~ ') / monthly.received',
+                'quarters.smallest_month_of_quarter', k_min) }}
+            as {{ type_double() }}
         ) as closed_loop_rate,
         cast(
             {{ suppressed_value('monthly.median_days_to_action', 'quarters.smallest_month_of_quarter', k_min) }}
-            as double precision
+            as {{ type_double() }}
         ) as median_days_to_action,
         cast(monthly.received as bigint) as group_size,
         cast({{ is_suppressed('monthly.received', k_min) }} as boolean) as is_suppressed,

@@ -9,8 +9,8 @@ items as (
         cast({{ dbt.date_trunc('quarter', 'feedback_items.received_at') }} as date) as quarter,
         feedback_items.acted_at,
         feedback_items.responded_at,
-        {{ dbt.datediff('feedback_items.received_at', 'feedback_items.acted_at', 'second') }} / 86400.0  -- noqa: LT05
-            as days_to_action
+        cast({{ dbt.datediff('feedback_items.received_at', 'feedback_items.acted_at', 'second') }} as {{ type_double() }})  -- noqa: LT05
+        / 86400 as days_to_action
     from {{ ref('int_feedback_items_pivoted') }} as feedback_items
     where feedback_items.received_at is not null
 ),
@@ -33,10 +33,12 @@ final as (
         cast({{ suppressed_value('quarterly.acted_on', 'quarterly.received', k_min) }} as bigint) as acted_on,
         cast({{ suppressed_value('quarterly.responded', 'quarterly.received', k_min) }} as bigint) as responded,
         cast(
-            {{ suppressed_value('quarterly.responded * 1.0 / quarterly.received', 'quarterly.received', k_min) }}
-            as double precision
+            {{ suppressed_value(
+                'cast(quarterly.responded as ' ~ type_double() ~ ') / quarterly.received', 'quarterly.received', k_min
+            ) }}
+            as {{ type_double() }}
         ) as closed_loop_rate,
-        cast({{ suppressed_value('quarterly.median_days_to_action', 'quarterly.received', k_min) }} as double precision)
+        cast({{ suppressed_value('quarterly.median_days_to_action', 'quarterly.received', k_min) }} as {{ type_double() }})
             as median_days_to_action,
         cast(quarterly.received as bigint) as group_size,
         cast({{ is_suppressed('quarterly.received', k_min) }} as boolean) as is_suppressed

@@ -13,31 +13,31 @@ targets as (
     {%- for kpi, target in (targets or {}).items() %}
     select
         '{{ kpi | replace("'", "''") }}' as kpi,
-        cast({{ target | float }} as double precision) as target
+        cast({{ target | float }} as {{ type_double() }}) as target
     {%- if not loop.last %}
     union all
     {%- endif %}
     {%- else %}
         select
-            cast(null as varchar) as kpi,
-            cast(null as double precision) as target
+            cast(null as {{ type_varchar() }}) as kpi,
+            cast(null as {{ type_double() }}) as target
         where false
     {%- endfor %}
 ),
 
 final as (
     select
-        cast(definitions.kpi as varchar) as kpi,
-        cast(definitions.kind as varchar) as kind,
-        cast(definitions.nature as varchar) as nature,
-        cast(definitions.definition as varchar) as definition,
-        cast(definitions.unit as varchar) as unit,
-        cast(definitions.direction as varchar) as direction,
-        cast(targets.target as double precision) as target,
-        cast(definitions.mart as varchar) as mart,
-        cast(definitions.origin as varchar) as origin,
+        cast(definitions.kpi as {{ type_varchar() }}) as kpi,
+        cast(definitions.kind as {{ type_varchar() }}) as kind,
+        cast(definitions.nature as {{ type_varchar() }}) as nature,
+        cast(definitions.definition as {{ type_varchar() }}) as definition,
+        cast(definitions.unit as {{ type_varchar() }}) as unit,
+        cast(definitions.direction as {{ type_varchar() }}) as direction,
+        cast(targets.target as {{ type_double() }}) as target,
+        cast(definitions.mart as {{ type_varchar() }}) as mart,
+        cast(definitions.origin as {{ type_varchar() }}) as origin,
         -- exact here; the differential-privacy release marks its KPIs `dp` or `withheld`.
-        cast('exact' as varchar) as release  -- noqa: RF04
+        cast('exact' as {{ type_varchar() }}) as release  -- noqa: RF04
     from definitions
     left join targets
         on definitions.kpi = targets.kpi

@@ -8,10 +8,10 @@ entries as (
 final as (
     select
         cast(entries.learned_on as date) as learned_on,
-        cast(entries.title as varchar) as title,
-        cast(entries.text as varchar) as text,
-        cast(entries.tags as varchar) as tags,
-        cast(entries.kpis as varchar) as kpis
+        cast(entries.title as {{ type_varchar() }}) as title,
+        cast(entries.text as {{ type_varchar() }}) as text,
+        cast(entries.tags as {{ type_varchar() }}) as tags,
+        cast(entries.kpis as {{ type_varchar() }}) as kpis
     from entries
 )
 

@@ -22,18 +22,22 @@ final as (
         cast(quarterly.quarter as date) as quarter,
         cast({{ suppressed_value('quarterly.respondents', 'quarterly.respondents', k_min) }} as bigint) as respondents,
         cast(
-            {{ suppressed_value('quarterly.promoters * 1.0 / quarterly.respondents', 'quarterly.respondents', k_min) }}
-            as double precision
+            {{ suppressed_value(
+                'cast(quarterly.promoters as ' ~ type_double() ~ ') / quarterly.respondents', 'quarterly.respondents', k_min
+            ) }}
+            as {{ type_double() }}
         ) as promoters_share,
         cast(
-            {{ suppressed_value('quarterly.detractors * 1.0 / quarterly.respondents', 'quarterly.respondents', k_min) }}
-            as double precision
+            {{ suppressed_value(
+                'cast(quarterly.detractors as ' ~ type_double() ~ ') / quarterly.respondents', 'quarterly.respondents', k_min
+            ) }}
+            as {{ type_double() }}
         ) as detractors_share,
         cast(
             {{ suppressed_value(
-                '100.0 * (quarterly.promoters - quarterly.detractors) / quarterly.respondents',
+                'cast(100 * (quarterly.promoters - quarterly.detractors) as ' ~ type_double() ~ ') / quarterly.respondents',
                 'quarterly.respondents', k_min) }}
-            as double precision
+            as {{ type_double() }}
         ) as nps,
         cast(quarterly.respondents as bigint) as group_size,
         cast({{ is_suppressed('quarterly.respondents', k_min) }} as boolean) as is_suppressed

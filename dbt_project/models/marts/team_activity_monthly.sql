@@ -8,12 +8,12 @@ activities as (
 final as (
     select
         cast({{ dbt.date_trunc('month', 'activities.activity_on') }} as date) as month,
-        cast(coalesce(activities.activity_kind, 'other') as varchar) as activity_kind,
+        cast(coalesce(activities.activity_kind, 'other') as {{ type_varchar() }}) as activity_kind,
         cast(count(*) as bigint) as activities
     from activities
     group by
         cast({{ dbt.date_trunc('month', 'activities.activity_on') }} as date),
-        cast(coalesce(activities.activity_kind, 'other') as varchar)
+        cast(coalesce(activities.activity_kind, 'other') as {{ type_varchar() }})
 )
 
 select * from final

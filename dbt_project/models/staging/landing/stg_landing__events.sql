@@ -27,23 +27,23 @@ ranked as (
 
 renamed as (
     select
-        cast(ranked.source as varchar) as source,
-        cast(ranked.platform as varchar) as platform,
-        cast(ranked.record_type as varchar) as record_type,
-        cast(ranked.record_id as varchar) as record_id,
-        cast(ranked.thread_id as varchar) as thread_id,
-        cast(ranked.parent_id as varchar) as parent_id,
-        cast(ranked.actor as varchar) as actor,
-        cast(ranked.parent_actor as varchar) as parent_actor,
+        cast(ranked.source as {{ type_varchar() }}) as source,
+        cast(ranked.platform as {{ type_varchar() }}) as platform,
+        cast(ranked.record_type as {{ type_varchar() }}) as record_type,
+        cast(ranked.record_id as {{ type_varchar() }}) as record_id,
+        cast(ranked.thread_id as {{ type_varchar() }}) as thread_id,
+        cast(ranked.parent_id as {{ type_varchar() }}) as parent_id,
+        cast(ranked.actor as {{ type_varchar() }}) as actor,
+        cast(ranked.parent_actor as {{ type_varchar() }}) as parent_actor,
         -- Naive UTC timestamps: month and day boundaries are UTC on every engine and host.
-        cast(ranked.occurred_at at time zone 'UTC' as timestamp) as occurred_at,
-        cast(ranked.value as double precision) as value,
+        {{ utc_timestamp('ranked.occurred_at') }} as occurred_at,
+        cast(ranked.value as {{ type_double() }}) as value,
         ranked.tags,
-        cast(ranked.title as varchar) as title,
-        cast(ranked.text as varchar) as text,
-        cast(ranked.extracted_at at time zone 'UTC' as timestamp) as extracted_at,
-        cast(ranked.run_id as varchar) as run_id,
-        cast(ranked.connector_version as varchar) as connector_version,
+        cast(ranked.title as {{ type_varchar() }}) as title,
+        cast(ranked.text as {{ type_varchar() }}) as text,
+        {{ utc_timestamp('ranked.extracted_at') }} as extracted_at,
+        cast(ranked.run_id as {{ type_varchar() }}) as run_id,
+        cast(ranked.connector_version as {{ type_varchar() }}) as connector_version,
         coalesce(ranked.is_bot, false) as is_bot,
         coalesce(ranked.is_staff, false) as is_staff
     from ranked
