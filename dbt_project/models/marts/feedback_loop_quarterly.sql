@@ -38,8 +38,10 @@ final as (
             ) }}
             as {{ type_double() }}
         ) as closed_loop_rate,
-        cast({{ suppressed_value('quarterly.median_days_to_action', 'quarterly.received', k_min) }} as {{ type_double() }})
-            as median_days_to_action,
+        cast(
+            {{ suppressed_value('quarterly.median_days_to_action', 'quarterly.received', k_min) }}
+            as {{ type_double() }}
+        ) as median_days_to_action,
         cast(quarterly.received as bigint) as group_size,
         cast({{ is_suppressed('quarterly.received', k_min) }} as boolean) as is_suppressed
     from quarterly
