@@ -30,6 +30,7 @@ ERASED = "4242"
 
 
 def _config(root: Path, landing: Path, kind: str):
+    root.mkdir(parents=True, exist_ok=True)
     return load_config(
         write_config(
             root,
