@@ -312,7 +312,7 @@ def privacy_budget(config: Optional[Path] = ConfigOpt) -> None:
     for col in ("month", "event", "rho", "epsilon at delta 1e-7", "KPIs", "noise scales", "at"):
         table.add_column(col)
     for e in ledger:
-        scales = ", ".join(f"{k} {v:.3g}" for k, v in (e.get("scale_by_kpi") or {}).items())
+        scales = ", ".join(f"{k} {v:.4g}" for k, v in (e.get("scale_by_kpi") or {}).items())
         rho = float(e.get("rho", 0.0))
         table.add_row(
             e["month"][:7],
@@ -330,9 +330,9 @@ def privacy_budget(config: Optional[Path] = ConfigOpt) -> None:
         latest = max(spent)
         worst, start = dp.worst_window(spent, latest, 0.0)
         console.print(
-            f"spent over the 12 months {start:%Y-%m}..{dp._add_months(start, 11):%Y-%m}: rho {worst:.4f} of cap {cap} "
-            f"(epsilon {dp.epsilon(worst):.3f} at delta 1e-7); left for {dp._add_months(latest, 1):%Y-%m}: "
-            f"rho {dp.remaining(cfg, dp._add_months(latest, 1)):.4f}; each month spends {settings.rho_per_month}"
+            f"spent over the 12 months {start:%Y-%m}..{dp.add_months(start, 11):%Y-%m}: rho {worst:.4f} of cap {cap} "
+            f"(epsilon {dp.epsilon(worst):.3f} at delta 1e-7); left for {dp.add_months(latest, 1):%Y-%m}: "
+            f"rho {dp.remaining(cfg, dp.add_months(latest, 1)):.4f}; each month spends {settings.rho_per_month}"
         )
     else:
         console.print(f"nothing released yet; cap rho {cap} over any 12 months, {settings.rho_per_month} a month")

@@ -227,7 +227,7 @@ def _month_index(m: date) -> int:
     return m.year * 12 + m.month - 1
 
 
-def _add_months(m: date, n: int) -> date:
+def add_months(m: date, n: int) -> date:
     i = _month_index(m) + n
     return date(i // 12, i % 12 + 1, 1)
 
@@ -245,7 +245,7 @@ def worst_window(spent: dict[date, float], month: date, rho: float) -> tuple[flo
     """Largest ρ over any 12 consecutive months containing `month`, with `rho` added there."""
     best, start = -1.0, month
     for back in range(12):
-        s = _add_months(month, -back)
+        s = add_months(month, -back)
         total = rho + sum(v for m, v in spent.items() if 0 <= _month_index(m) - _month_index(s) < 12)
         if total > best:
             best, start = total, s
@@ -264,7 +264,7 @@ def remaining(cfg: AgoraConfig, month: date) -> float:
 
 
 def month_closes(month: date) -> date:
-    return _add_months(month, 1)
+    return add_months(month, 1)
 
 
 def due_months(first: date, as_of: datetime, after_days: int) -> list[date]:
@@ -272,7 +272,7 @@ def due_months(first: date, as_of: datetime, after_days: int) -> list[date]:
     out, m = [], first
     while datetime.combine(month_closes(m) + timedelta(days=after_days), datetime.min.time(), UTC) <= as_of:
         out.append(m)
-        m = _add_months(m, 1)
+        m = add_months(m, 1)
     return out
 
 
@@ -318,7 +318,7 @@ def draw_month(
     }
     for kpi in MEASURED:
         # returned_newcomers: the previous month's newcomers, now that their window closed.
-        of = _add_months(month, -1) if kpi == "returned_newcomers" else month
+        of = add_months(month, -1) if kpi == "returned_newcomers" else month
         exact = [counts.get((p, of, kpi), 0) for p in platforms]
         exact.append(sum(exact))  # `all`: accounts are never linked across platforms
         values = noisy(exact, plan.kpis[kpi]["scale"])
@@ -387,7 +387,7 @@ def release_due(cfg: AgoraConfig, as_of: datetime | None = None) -> ReleaseResul
                 "kpis": list(MEASURED),
                 "rho": 0.0,
                 "would_spend": plan.rho,
-                "window": f"{start:%Y-%m}..{_add_months(start, 11):%Y-%m}",
+                "window": f"{start:%Y-%m}..{add_months(start, 11):%Y-%m}",
                 "window_total": worst,
                 "cap": dp_cfg.rho_cap_12_months,
                 "refused_at": now.isoformat(timespec="seconds"),

@@ -61,11 +61,6 @@ def classify(kpi: str) -> str:
     return "exact" if kpi in EXACT_KPIS else "withheld"
 
 
-def _add_months(m: date, n: int) -> date:
-    i = m.year * 12 + m.month - 1 + n
-    return date(i // 12, i % 12 + 1, 1)
-
-
 def _count_row(month: date, cell: str, kpi: str, value: int, group: int, scale: float, k_min: int) -> dict:
     group = max(group, 0)
     suppressed = group < k_min
@@ -120,12 +115,12 @@ def dp_rows(releases: dict[date, dict[str, Any]], k_min: int) -> list[dict]:
                 rows.append(_count_row(month, cell, kpi, value, value, scale, k_min))
             value, scale = get(month, "contributions", cell)
             rows.append(_count_row(month, cell, "contributions", value, active[0], scale, k_min))
-            previous = get(_add_months(month, -1), "active_members", cell)
+            previous = get(dp.add_months(month, -1), "active_members", cell)
             if previous is not None:
                 retained = get(month, "retained_members", cell)
                 for kpi in ("retention_rate", "churn_rate"):
                     rows.append(_rate_row(month, cell, kpi, retained, previous, k_min))
-            returned = get(_add_months(month, 1), "returned_newcomers", cell)
+            returned = get(dp.add_months(month, 1), "returned_newcomers", cell)
             if returned is not None:
                 rows.append(
                     _rate_row(month, cell, "returning_newcomer_rate", returned, get(month, "new_members", cell), k_min)
