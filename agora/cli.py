@@ -42,7 +42,11 @@ def _setup_logging(verbose: bool) -> None:
 
 def _config(path: Optional[Path]):
     try:
-        return load_config(path)
+        cfg = load_config(path)
+        from agora.storage import check_roots
+
+        check_roots(cfg)  # a missing bucket or refused credentials: one line, exit 2
+        return cfg
     except ConfigError as e:
         err.print(f"[bold red]config error:[/] {escape(str(e))}", markup=True, highlight=False)
         raise typer.Exit(2) from None

@@ -136,7 +136,8 @@ def _read_files(fs, root: str, paths: list[str]) -> pa.Table:
 
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if protocol in ("file", "local") else f"{protocol}://"
-    con = duckdb.connect()
+    # No extension is ever fetched at run time: object stores go through the registered fsspec filesystem.
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         if prefix:
             con.register_filesystem(fs)

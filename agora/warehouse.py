@@ -105,6 +105,12 @@ def dp_bound(cfg: AgoraConfig) -> int:
     return dp.max_contributions_per_account if dp else 10
 
 
+def _landing_protocol(url: str) -> str:
+    """`s3` for s3://... (any fsspec protocol but local), else empty."""
+    protocol = url.split("://", 1)[0] if "://" in url else ""
+    return "" if protocol in ("", "file", "local") else protocol
+
+
 def dbt_env(cfg: AgoraConfig, *, with_password: bool = True) -> dict[str, str]:
     """The environment variables the dbt project reads (see dbt_project.yml and profiles.yml).
 
@@ -120,6 +126,9 @@ def dbt_env(cfg: AgoraConfig, *, with_password: bool = True) -> dict[str, str]:
         "AGORA_DBT_TARGET": dbt_target(cfg=cfg),
         "AGORA_WAREHOUSE_PATH": warehouse_path(cfg),
         "AGORA_LANDING_ROOT": cfg.path("landing").rstrip("/"),
+        # fsspec protocols DuckDB must read landing through (profiles.yml `filesystems`):
+        # registered filesystems instead of DuckDB's httpfs, which it would download.
+        "AGORA_DBT_FILESYSTEMS": _landing_protocol(cfg.path("landing")),
         "AGORA_K_MIN": str(cfg.privacy.k_min),
         # The clamp of int_dp_counts_monthly; agora/dp.py checks the built value matches.
         "AGORA_DP_MAX_CONTRIBUTIONS": str(dp_bound(cfg)),

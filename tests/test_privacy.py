@@ -285,9 +285,13 @@ def test_a_tombstoned_account_never_lands_again(workdir):
 
 
 def _column(cfg, name: str, root: str = "landing") -> list:
+    import fsspec
+
     out = []
+    fs, _ = fsspec.core.url_to_fs(cfg.path(root))
     for f in privacy._parquet_files(cfg.path(root)):
-        t = pq.read_table(f)
+        with fs.open(f, "rb") as fh:
+            t = pq.read_table(fh)
         if name in t.column_names:
             out += t.column(name).to_pylist()
     return out
