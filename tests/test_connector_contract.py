@@ -8,6 +8,8 @@ Every platform a connector module declares (connectors/registry.py) with a
 - **rerun**: the same window twice lands the same records once;
 - **window**: a record at exactly ``since`` lands, one at exactly ``until`` does not
   (half-open windows), and every landed record lies inside the window;
+- **bounded work**: a body over ``max_response_bytes`` and a body dripped a byte a second
+  each fail the run with an error naming the source, nothing landed, cursor unchanged;
 - **fault injection**: the faults x connectors matrix (429, 5xx bursts, resets,
   timeouts, truncated or cut bodies, new fields, missing fields, repeats, reordering,
   permanent failures) of tests/fault_matrix.py, run by `test_fault` below;
@@ -191,6 +193,48 @@ def test_window_is_half_open(t: Target, workdir, monkeypatch, tmp_path_factory):
     assert set(landed) == base.ids - {until_id(at_until)}
     assert landed[since_id(at_since)]["occurred_at"] == since
     assert all(since <= r["occurred_at"] < until for r in rows if r["record_type"] != "pageviews")
+
+
+# -- bounded work -------------------------------------------------------------------------------
+
+
+def _fails_cleanly(t: Target, workdir, routes, settings, server: FaultServer) -> tuple[HttpError, float]:
+    since, until = window_of(t)
+    serve(server, routes)
+    cfg = configure(t, workdir, server.url, settings)
+    write_state(cfg.path("state"), t.name, {"cursor": since.isoformat()})
+    started = time.monotonic()
+    with pytest.raises(HttpError) as failed:
+        run_extract(cfg, t.name, None, until)
+    assert landing_files(cfg.path("landing"), t.name) == []  # nothing landed half-way
+    assert read_state(cfg.path("state"), t.name) == {"cursor": since.isoformat()}  # cursor unchanged
+    assert "\n" not in str(failed.value)
+    return failed.value, time.monotonic() - started
+
+
+@pytest.mark.parametrize("t", TARGETS, ids=lambda t: t.name)
+def test_an_oversized_body_fails_the_run_naming_the_source(t: Target, workdir, monkeypatch):
+    _env(t, monkeypatch)
+    routes = t.routes()
+    ok = routes[t.pages[1]][0]
+    body = body_of(ok)
+    (body if isinstance(body, dict) else body[0])["padding"] = "x" * 300_000  # nobody reads it
+    routes[t.pages[1]] = [with_body(ok, body)]
+    with FaultServer() as server:
+        error, _ = _fails_cleanly(t, workdir, routes, {"max_response_bytes": 100_000}, server)
+    assert str(error).startswith(f"{t.name}: ") and "100000-byte cap" in str(error), error
+
+
+@pytest.mark.parametrize("t", TARGETS, ids=lambda t: t.name)
+def test_a_dripping_body_ends_at_the_request_deadline(t: Target, workdir, monkeypatch):
+    """1 byte a second: each read returns within timeout_seconds, only the total deadline stops it."""
+    _env(t, monkeypatch)
+    settings = {"deadline_seconds": 2, "timeout_seconds": 5, "max_retries": 1}
+    with FaultServer() as server:
+        server.drip_body(*t.pages[1])
+        error, seconds = _fails_cleanly(t, workdir, t.routes(), settings, server)
+    assert "Deadline" in str(error) and t.pages[1][0] in str(error), error
+    assert seconds < 60, seconds  # 2 attempts x 2 s + backoff; the page alone would drip for hours
 
 
 # -- fault injection ----------------------------------------------------------------------------
