@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,9 +39,10 @@ from connectors.http import (
     origin_of,
     read_body,
     retry_after_seconds,
+    token_from_env,
 )
 from connectors.registry import Platform
-from connectors.schema import Bounded, ConfigError
+from connectors.schema import Bounded
 
 API_HOST = "https://api.twitter.com"  # what tweepy 4.x sends every v2 call to
 SEARCH_PATH = "/2/tweets/search/recent"
@@ -204,11 +204,7 @@ class RateLimitGuard:
 
 def make_client(source: Any, log: logging.Logger) -> tuple[tweepy.Client, RateLimitGuard]:
     """A real tweepy.Client bound to the configured host; the token comes from the environment."""
-    token = os.environ.get(source.bearer_token_env, "")
-    if not token:
-        raise ConfigError(
-            f"sources.{source.name}.bearer_token_env: environment variable {source.bearer_token_env} is unset"
-        )
+    token = token_from_env(source, "bearer_token_env", required=True)
     client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=True)
     base_url = str(source.base_url) if source.base_url else API_HOST
     adapter = ApiHostAdapter(
