@@ -383,3 +383,17 @@ def test_postgres_serving_gets_the_same_released_values(community, postgres, mon
         conn.close()
     assert pg_rows == _rows(community["serving"], "community_kpis_monthly")
     assert cohorts == 0 and {r[6] for r in pg_rows} == {"dp"}
+
+
+def test_agora_publish_releases_due_months_before_publishing(community):
+    """The CLI's publish is contract → release → publish: with DP on, nothing exact and every due month drawn."""
+    path = _config(community["root"], "state-cli", **DP_BLOCK)
+    result = CliRunner().invoke(_app(), ["publish", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    cfg = load_config(path)
+    ledger = dp.read_ledger(cfg)
+    released_months = [date.fromisoformat(e["month"]) for e in ledger]
+    assert released_months[:6] == MONTHS  # and every later month already due today
+    assert released_months == dp.due_months(MONTHS[0], datetime.now(UTC), DP_BLOCK["release_after_days"])
+    served = _rows(community["serving"], "community_kpis_monthly", "kpi = 'active_members' and platform = 'all'")
+    assert [r[0] for r in served] == released_months and {r[6] for r in served} == {"dp"}
