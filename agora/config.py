@@ -59,7 +59,10 @@ class DifferentialPrivacy(_Strict):
     @model_validator(mode="after")
     def _month_fits_cap(self) -> DifferentialPrivacy:
         if self.rho_per_month > self.rho_cap_12_months:
-            raise ValueError("rho_per_month is larger than rho_cap_12_months: no month could ever be released")
+            raise ValueError(
+                "privacy.differential_privacy.rho_per_month: larger than rho_cap_12_months "
+                f"({self.rho_per_month} > {self.rho_cap_12_months}), no month could ever be released"
+            )
         return self
 
 
