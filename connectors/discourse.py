@@ -292,7 +292,10 @@ class DiscourseConnector(Connector):
                 continue
             parsed.append((p, pid, number, created))
         parsed.sort(key=lambda x: x[2])
-        # Replies link only to public posts: a reply to a whisper or a deleted post hangs off the root.
+        # Replies link only to public posts. A reply to the topic (no reply_to_post_number)
+        # answers the first post; a reply to a post that is not public (whisper, hidden,
+        # deleted or withdrawn, or not in the stream at all) keeps no parent: linking it to
+        # the first post would invent an interaction between two people that never happened.
         public_by_number = {n: p for p, _, n, _ in parsed if self._post_drop_reason(p) is None}
         root = public_by_number.get(1)
         for p, pid, number, created in parsed:
@@ -316,8 +319,7 @@ class DiscourseConnector(Connector):
                 )
                 continue
             target = _int(p.get("reply_to_post_number"))
-            parent = public_by_number.get(target) if target is not None else None
-            parent = parent or root
+            parent = root if target is None else public_by_number.get(target)
             parent_account = _int(parent.get("user_id")) if parent else None
             yield RawEvent(
                 record_type="reply",

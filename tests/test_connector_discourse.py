@@ -148,10 +148,11 @@ def test_maps_threads_replies_parents_bots_and_staff(workdir, server):
     thanks = rows["1203"]  # reply_to_post_number 2 -> the staff answer
     assert (thanks["parent_id"], thanks["parent_actor"]) == ("1201", actor(41))
     assert rows["1201"]["is_staff"] and not rows["1203"]["is_staff"]
-    assert rows["1211"]["parent_id"] == "1200"  # replied to the whisper: hangs off the root
+    # Replied to the whisper: no parent (not the first post, whose author was not answered).
+    assert (rows["1211"]["parent_id"], rows["1211"]["parent_actor"]) == (None, None)
     assert (rows["1214"]["parent_id"], rows["1214"]["parent_actor"]) == ("1211", rows["1211"]["actor"])
     assert rows["1224"]["record_type"] == "reply"  # fetched through posts.json
-    assert rows["1105"]["parent_id"] == "1100"  # replied to the hidden post
+    assert (rows["1105"]["parent_id"], rows["1105"]["parent_actor"]) == (None, None)  # replied to the hidden post
     assert rows["1151"]["is_bot"] and rows["900"]["is_bot"]  # discobot, system
     assert not rows["1152"]["is_bot"] and rows["1152"]["actor"] == rows["1150"]["actor"]  # self-bump
     assert rows["1011"]["parent_id"] == "1010"  # reply_to_post_number null -> the first post
