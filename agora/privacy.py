@@ -598,6 +598,34 @@ def scrub_files(
     return removed, unset, changed
 
 
+def clear_reason_ids(root: str, *, dry_run: bool = False) -> int:
+    """Empty `sample_record_ids` in the landing contract's ``*.reason.json`` files; returns files that held some.
+
+    Those samples are record ids of a quarantined file: they could be an erased person's,
+    and which ones no longer matters once the file itself was scrubbed.
+    """
+    from agora.storage import full_url
+
+    fs, path = fsspec.core.url_to_fs(root)
+    if not fs.exists(path):
+        return 0
+    changed = 0
+    for p in sorted(fs.find(path)):
+        if not p.endswith(".reason.json"):
+            continue
+        with fs.open(p, "r") as f:
+            reason = json.load(f)
+        failures = reason.get("failures") or []
+        if not any(f.get("sample_record_ids") for f in failures):
+            continue
+        changed += 1
+        if not dry_run:
+            for f in failures:
+                f["sample_record_ids"] = []
+            write_text(full_url(fs, p), json.dumps(reason, indent=2, sort_keys=True))
+    return changed
+
+
 def _full_url(root: str, path: str) -> str:
     """fsspec's find() drops the protocol; put it back for non-local roots."""
     if "://" not in root:
@@ -850,6 +878,9 @@ def _complete_locked(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
                     sum(unset.values()),
                     files,
                 )
+            cleared = clear_reason_ids(cfg.path("quarantine"))
+            if cleared:
+                log.info("privacy: quarantine: sample record ids cleared from %d reason files", cleared)
         _save_journal(cfg, journal)
 
     if not on_postgres:
@@ -881,7 +912,7 @@ def _complete_locked(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
         q_removed, _, _ = scrub_files(cfg.path("quarantine"), erased, dry_run=True, clear_unattributed=True)
         left = {
             "landing": sum(scrub_files(cfg.path("landing"), erased, dry_run=True)[0].values()),
-            "quarantine": sum(q_removed.values()),
+            "quarantine": sum(q_removed.values()) + clear_reason_ids(cfg.path("quarantine"), dry_run=True),
             "warehouse": warehouse_rows(),
             "serving": _serving_rows_mentioning(cfg, erased),
         }

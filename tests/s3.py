@@ -26,12 +26,18 @@ def _free_port() -> int:
 
 
 @contextmanager
-def moto_server(buckets: tuple[str, ...] = ("agora-test",)):
-    """Yield the env (AWS_* variables) of a fresh moto server holding `buckets`; stop it by PID."""
+def moto_server(buckets: tuple[str, ...] = ("agora-test",), *, auth: bool = False):
+    """Yield the env (AWS_* variables) of a fresh moto server holding `buckets`; stop it by PID.
+
+    `auth`: the server checks signatures and IAM policies (moto lets the first 3 calls in
+    unauthenticated: they create the user, its policy and its key, which the env then holds).
+    """
     port = _free_port()
     exe = Path(sys.executable).with_name("moto_server")
+    server_env = {**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "3"} if auth else {})}
     proc = subprocess.Popen(
         [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        env=server_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -54,11 +60,26 @@ def moto_server(buckets: tuple[str, ...] = ("agora-test",)):
                 time.sleep(0.2)
         import boto3
 
+        if auth:
+            import json
+
+            iam = boto3.client(
+                "iam",
+                endpoint_url=env["AWS_ENDPOINT_URL"],
+                region_name="us-east-1",
+                aws_access_key_id="bootstrap",
+                aws_secret_access_key="bootstrap",
+            )
+            iam.create_user(UserName="agora")
+            allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            iam.put_user_policy(UserName="agora", PolicyName="all", PolicyDocument=json.dumps(allow))
+            key = iam.create_access_key(UserName="agora")["AccessKey"]
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = key["AccessKeyId"], key["SecretAccessKey"]
         client = boto3.client(
             "s3",
             endpoint_url=env["AWS_ENDPOINT_URL"],
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name="us-east-1",
         )
         for b in buckets:

@@ -731,6 +731,12 @@ def test_the_landing_contract_rejects_a_tombstoned_actor_in_a_new_file(workdir):
     assert {f.expectation for f in e.value.result.failures} == {"actor_not_tombstoned"}
     assert len(e.value.result.quarantined) == 2
     assert gone not in _column(cfg, "actor") and gone not in _column(cfg, "parent_actor")
+    reasons = sorted(Path(cfg.path("quarantine")).rglob("*.reason.json"))
+    assert len(reasons) == 2 and '"2"' in "".join(r.read_text() for r in reasons)  # sample record ids
+    # An erasure clears the samples: they may be the erased person's records.
+    assert privacy.clear_reason_ids(cfg.path("quarantine")) == 2
+    assert all(not f["sample_record_ids"] for r in reasons for f in json.loads(r.read_text())["failures"])
+    assert privacy.clear_reason_ids(cfg.path("quarantine"), dry_run=True) == 0
 
 
 REQUESTS_PER_RUN = 200

@@ -148,20 +148,33 @@ def test_an_erasure_applied_while_an_extract_is_fetching_wins_on_s3(s3, workdir)
     ]
 
 
-# Refused credentials need moto's IAM enforcement (INITIAL_NO_AUTH_ACTION_COUNT and a
-# created user); not covered yet: storage.check_root maps AccessDenied/InvalidAccessKeyId alike.
-@pytest.mark.parametrize("problem", ["no bucket"])
-def test_a_missing_bucket_or_refused_credentials_is_one_line_and_exit_2(s3, workdir, problem):
-    bucket = "agora-nope" if problem == "no bucket" else BUCKET
-    env = dict(s3)
-    if problem == "bad secret":
-        env["AWS_SECRET_ACCESS_KEY"] = "wrong-" + SECRET_KEY
-    s3_config(workdir, "http://127.0.0.1:9", "err", bucket=bucket)
-    proc = _agora(["extract", "--source", "forum", "--config", str(workdir / "agora.yml")], workdir, env)
+def test_a_missing_bucket_is_one_line_and_exit_2(s3, workdir):
+    s3_config(workdir, "http://127.0.0.1:9", "err", bucket="agora-nope")
+    proc = _agora(["extract", "--source", "forum", "--config", str(workdir / "agora.yml")], workdir, s3)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "paths.landing" in lines[0] and bucket in lines[0], lines
+    assert len(lines) == 1 and "paths.landing" in lines[0] and "'agora-nope' does not exist" in lines[0], lines
     assert SECRET_KEY not in proc.stdout + proc.stderr
+
+
+def test_refused_credentials_are_one_line_and_exit_2_and_no_key_is_ever_logged(workdir):
+    """A server that checks signatures (moto with IAM): a wrong secret is refused; a right one works, at DEBUG."""
+    from agora.replay import ReplayServer
+
+    with moto_server((BUCKET,), auth=True) as env, ReplayServer(fixture_routes()) as server:
+        s3_config(workdir, server.url, "auth")
+        args = ["extract", "--source", "forum", "--since", SINCE, "--until", UNTIL]
+        args += ["--config", str(workdir / "agora.yml")]
+        wrong = _agora(args, workdir, {**env, "AWS_SECRET_ACCESS_KEY": "wrong-" + env["AWS_SECRET_ACCESS_KEY"]})
+        right = _agora(["-v", *args], workdir, env)  # DEBUG logging: botocore must still not print keys
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    lines = [ln for ln in wrong.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "paths.landing" in lines[0] and f"bucket {BUCKET!r}" in lines[0], lines
+    assert right.returncode == 0, right.stderr
+    assert "landed" in right.stdout
+    for proc in (wrong, right):
+        text = proc.stdout + proc.stderr
+        assert env["AWS_SECRET_ACCESS_KEY"] not in text and env["AWS_ACCESS_KEY_ID"] not in text
 
 
 def test_the_s3_lock_serialises_writers_and_frees_a_dead_holders_lease(s3, monkeypatch):
