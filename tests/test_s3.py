@@ -244,3 +244,20 @@ class _other_thread_holds:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_the_postgresql_landing_load_reads_the_bucket(s3, workdir, postgres):
+    """agora.pg_landing reads landing objects through the registered fsspec filesystem (no httpfs)."""
+    from agora.pg_landing import PgSettings, load_landing
+    from agora.replay import ReplayServer
+    from tests.postgres import PASSWORD, SUPERUSER
+
+    with ReplayServer(fixture_routes()) as server:
+        cfg = load_config(s3_config(workdir, server.url, "pg"))
+        landed = run_extract(cfg, "forum", SINCE, UNTIL).landed
+    postgres.create_database("agora_s3_landing")
+    settings = PgSettings(postgres.host, postgres.port, SUPERUSER, PASSWORD, "agora_s3_landing")
+    first = load_landing(cfg.path("landing"), settings)
+    assert first.rows == landed and first.files_loaded == len(landing_files(cfg.path("landing")))
+    again = load_landing(cfg.path("landing"), settings)
+    assert again.files_loaded == 0 and again.rows == landed  # fingerprints (ETags) unchanged: nothing reloaded
