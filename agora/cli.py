@@ -165,16 +165,15 @@ def run(
             with console.status(f"extracting {s.name} …"):
                 r = pipeline.extract(cfg, s.name, since, until)
             console.print(f"  {s.name}: landed {r['landed']}, quarantined {r['quarantined']}, dropped {r['dropped']}")
-        for label, step in (
-            ("landing contract", pipeline.validate_landing),
-            ("dbt build", pipeline.build),
-            ("mart contract", pipeline.validate_marts),
-            ("release (differential privacy, when on)", pipeline.release),
-            ("publish", pipeline.publish),
-        ):
-            with console.status(f"{label} …"):
-                step(cfg)
-            console.print(f"  {label}: ok")
+
+        def around(step: str, run_step):
+            t0 = time.perf_counter()
+            with console.status(f"{step} …"):
+                result = run_step()
+            console.print(f"  {step}: ok ({time.perf_counter() - t0:.1f} s)")
+            return result
+
+        pipeline.transform(cfg, around=around)
     except Exception as e:  # noqa: BLE001
         raise _fail("run", e) from None
     print_summary(cfg)

@@ -1,4 +1,5 @@
-"""The pipeline's steps, each a plain function: the CLI and the DAGs call the same ones.
+"""The pipeline's steps, each a plain function, and their one sequence (`STEPS`, `transform`):
+the CLI, the DAGs, the privacy rebuild and the bench call the same ones.
 
 Heavy libraries (GX, dbt, duckdb) are imported inside the functions so that importing
 this module (from a DAG file, at parse time) stays cheap.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -43,13 +44,15 @@ def validate_landing(cfg: AgoraConfig, full: bool = False) -> dict[str, Any]:
     return _as_dict(_validate(cfg, full=full))
 
 
-def build(cfg: AgoraConfig, full_refresh: bool = False) -> dict[str, Any]:
+def build(
+    cfg: AgoraConfig, full_refresh: bool = False, *, target_path: str | os.PathLike | None = None
+) -> dict[str, Any]:
     from agora.warehouse import build as _build
     from agora.warehouse import dbt_target
 
     target = dbt_target(cfg=cfg)
     with _warehouse_environ(cfg, target):
-        return _as_dict(_build(cfg, full_refresh=full_refresh, target=target))
+        return _as_dict(_build(cfg, full_refresh=full_refresh, target=target, target_path=target_path))
 
 
 @contextmanager
@@ -92,22 +95,27 @@ def load_landing(cfg: AgoraConfig) -> dict[str, Any]:
     return {"target": "postgres", **_load(cfg.path("landing"), PgSettings.for_config(cfg)).as_dict()}
 
 
-def validate_marts(cfg: AgoraConfig) -> dict[str, Any]:
+def validate_marts(cfg: AgoraConfig, *, target_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """The mart contract on the warehouse dbt built: the DuckDB file, the PostgreSQL database, or
-    the copy of the Spark marts (agora.spark_marts)."""
+    the copy of the Spark marts (agora.spark_marts).
+
+    `target_path`: where that build wrote its manifest (default: the project's `target/`)."""
+    from pathlib import Path
+
     from agora.warehouse import dbt_target, manifest_path, warehouse_path
     from expectations import validate_marts as _validate
 
+    manifest = Path(target_path) / "manifest.json" if target_path else manifest_path()
     if dbt_target(cfg=cfg) == "postgres":
         from agora.pg_landing import PgSettings
 
-        return _as_dict(_validate(cfg, manifest_path=manifest_path(), postgres=PgSettings.for_config(cfg)))
+        return _as_dict(_validate(cfg, manifest_path=manifest, postgres=PgSettings.for_config(cfg)))
     if dbt_target(cfg=cfg) == "spark":
         # The DAG's dbt tasks wrote the Spark tables; the contract reads the marts' copy.
         from agora.spark_marts import export_marts
 
         export_marts(cfg)
-    return _as_dict(_validate(cfg, warehouse_path(cfg), manifest_path()))
+    return _as_dict(_validate(cfg, warehouse_path(cfg), manifest))
 
 
 def release(cfg: AgoraConfig, as_of: Any = None) -> dict[str, Any]:
@@ -128,15 +136,55 @@ def publish(cfg: AgoraConfig) -> dict[str, Any]:
     return _as_dict(_publish(cfg))
 
 
-def run_all(cfg: AgoraConfig, since: Any = None, until: Any = None) -> list[dict[str, Any]]:
-    """Everything the two DAGs do, in one process, without Airflow (CLI `agora run`)."""
-    extracted = [extract(cfg, s.name, since, until) for s in cfg.sources]
-    validate_landing(cfg)
-    build(cfg)
-    validate_marts(cfg)
-    release(cfg)
-    publish(cfg)
-    return extracted
+#: The one pipeline sequence after extraction, in order. `agora run`, the privacy rebuild
+#: and the bench run it whole (`transform`); the transform DAG runs each step as its own
+#: task (`run_step`), except the build, which Cosmos runs there (one `dbt build`, same
+#: settings from `agora.warehouse.dbt_env`).
+STEPS = ("landing contract", "dbt build", "mart contract", "release", "publish")
+
+
+def run_step(
+    cfg: AgoraConfig,
+    step: str,
+    *,
+    full_refresh: bool = False,
+    landing_full: bool = False,
+    target_path: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """One step of STEPS. `full_refresh` rebuilds the incremental models; `landing_full`
+    re-checks every landing file; `target_path` keeps dbt's artifacts apart (the bench)."""
+    if step == "landing contract":
+        return validate_landing(cfg, full=landing_full)
+    if step == "dbt build":
+        return build(cfg, full_refresh=full_refresh, target_path=target_path)
+    if step == "mart contract":
+        return validate_marts(cfg, target_path=target_path)
+    if step == "release":
+        return release(cfg)
+    if step == "publish":
+        return publish(cfg)
+    raise ValueError(f"unknown pipeline step {step!r} (steps: {', '.join(STEPS)})")
+
+
+def transform(
+    cfg: AgoraConfig,
+    *,
+    full_refresh: bool = False,
+    landing_full: bool = False,
+    target_path: str | os.PathLike | None = None,
+    around: Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """landing contract → dbt build → mart contract → release → publish; stops at the first
+    failure, so nothing unchecked is ever published. `around(step, run)` wraps each step
+    (progress display, timing) and must return `run()`'s result."""
+    results: dict[str, dict[str, Any]] = {}
+    for step in STEPS:
+
+        def run(step: str = step) -> dict[str, Any]:
+            return run_step(cfg, step, full_refresh=full_refresh, landing_full=landing_full, target_path=target_path)
+
+        results[step] = around(step, run) if around else run()
+    return results
 
 
 def _as_dict(result: Any) -> dict[str, Any]:

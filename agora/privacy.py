@@ -892,10 +892,7 @@ def _complete_locked(cfg: AgoraConfig, *, now: datetime | None = None) -> Comple
     # dropped tables' files are unlinked at commit; WAL and backups age out (docs/privacy.md).
     if landing_files(cfg.path("landing")):
         try:
-            pipeline.validate_landing(cfg)
-            pipeline.build(cfg, full_refresh=True)
-            pipeline.validate_marts(cfg)
-            pipeline.publish(cfg)
+            pipeline.transform(cfg, full_refresh=True)
         except Exception as e:
             raise PrivacyError(f"rebuild after privacy changes failed (will be retried): {e}") from e
         result.rebuilt = True

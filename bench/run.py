@@ -274,25 +274,25 @@ def _last_month_daily_rate(rows_by_day: dict[str, int], added_day: date) -> int:
 
 
 def _pipeline(report: BenchReport, phase: str, cfg: Any, target: Path, *, full_refresh: bool) -> None:
-    from agora.publish import publish
-    from agora.warehouse import build, warehouse_path
-    from expectations import validate_landing, validate_marts
+    """The one sequence `agora run` and the transform DAG run (agora.pipeline.transform), each step timed.
 
-    # A full build checks every landing file (the ledger of validated files is ignored,
-    # as `--full-refresh` ignores the incremental models); the added day checks what is new.
-    _timed(report, phase, "landing contract", lambda: _contract(validate_landing(cfg, full=full_refresh)))
-    _timed(report, phase, "dbt build", lambda: build(cfg, full_refresh=full_refresh, target_path=target).as_dict())
-    _timed(
-        report,
-        phase,
-        "mart contract",
-        lambda: _contract(validate_marts(cfg, warehouse_path(cfg), target / "manifest.json")),
-    )
-    _timed(report, phase, "publish", lambda: {"tables": publish(cfg).as_dict()["tables"]})
+    A full build checks every landing file (the ledger of validated files is ignored, as
+    `--full-refresh` ignores the incremental models); the added day checks what is new.
+    """
+    from agora import pipeline
+
+    def around(step: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if step.endswith("contract"):
+            return _timed(report, phase, step, lambda: _contract(run()))
+        if step == "publish":
+            return _timed(report, phase, step, lambda: {"tables": run().get("tables")})
+        return _timed(report, phase, step, run)
+
+    pipeline.transform(cfg, full_refresh=full_refresh, landing_full=full_refresh, target_path=target, around=around)
 
 
 def _contract(result: Any) -> dict[str, Any]:
-    d = result.as_dict() if hasattr(result, "as_dict") else {}
+    d = result if isinstance(result, dict) else result.as_dict() if hasattr(result, "as_dict") else {}
     keys = ("rows_checked", "files_checked", "files_unchanged", "files_compared")
     return {k: d[k] for k in (*keys, "expectations_evaluated", "expectations_passed") if k in d}
 

@@ -22,6 +22,7 @@ import requests
 from pydantic import Field, HttpUrl
 
 from agora.envelope import RawEvent, Rejected
+from agora.errors import PermanentError
 from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, LinkHeaderPaginator, client_options, token_from_env
 from connectors.registry import Platform
@@ -31,7 +32,7 @@ API_VERSION = "2022-11-28"
 GHOST_USER_ID = 10137  # GitHub's placeholder for deleted accounts: many people, not one
 
 
-class PrivateRepositoryError(RuntimeError):
+class PrivateRepositoryError(PermanentError):
     """A configured repository is not public; Agora refuses to read it."""
 
 

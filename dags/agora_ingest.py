@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from agora.assets import LANDING, LANDING_SOURCES
+from dags.agora_failures import fail_at_once_if_permanent
 
 
 @dag(
@@ -36,7 +37,9 @@ from agora.assets import LANDING, LANDING_SOURCES
 )
 def agora_ingest():
     @task
+    @fail_at_once_if_permanent
     def list_sources() -> list[str]:
+        """The sources agora.yml configures, one mapped extract each."""
         from agora.config import load_config
 
         return [s.name for s in load_config().sources]
@@ -46,24 +49,16 @@ def agora_ingest():
         map_index_template="{{ task.op_kwargs['source'] }}",
         execution_timeout=timedelta(hours=2),  # a hung source fails and retries instead of blocking the run
     )
+    @fail_at_once_if_permanent
     def extract(source: str, params=None, data_interval_start=None, data_interval_end=None, outlet_events=None):
-        from airflow.sdk.exceptions import AirflowFailException
-
+        """Land one source for the run's interval (or the since/until params); emits its Asset."""
         from agora.assets import source_asset
-        from agora.config import ConfigError, load_config
+        from agora.config import load_config
         from agora.extract import run_extract
-        from connectors.http import HttpError
 
         since = (params or {}).get("since") or data_interval_start
         until = (params or {}).get("until") or data_interval_end
-        try:
-            summary = run_extract(load_config(), source, since, until)
-        except ConfigError as e:
-            raise AirflowFailException(f"config: {e}") from None
-        except HttpError as e:
-            if e.status is not None and e.status < 500 and e.status != 429:
-                raise AirflowFailException(str(e)) from None
-            raise  # network trouble: let Airflow retry with backoff
+        summary = run_extract(load_config(), source, since, until)
         outlet_events[LANDING_SOURCES].add(source_asset(source), extra={"run_id": summary.run_id})
         return summary.as_dict()
 

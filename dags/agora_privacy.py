@@ -22,6 +22,7 @@ from datetime import datetime
 from airflow.sdk import chain, dag, task
 
 from agora.assets import SERVING
+from dags.agora_failures import fail_at_once_if_permanent
 
 WAREHOUSE_POOL = "agora_warehouse"
 
@@ -36,19 +37,16 @@ WAREHOUSE_POOL = "agora_warehouse"
 )
 def agora_privacy():
     @task(pool=WAREHOUSE_POOL)
+    @fail_at_once_if_permanent
     def apply_requests() -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
+        """Tombstone and journal every new opt-out/erasure request of the requests file."""
         from agora import privacy
-        from agora.config import ConfigError, load_config
+        from agora.config import load_config
 
-        try:
-            cfg = load_config()
-            if cfg.privacy.requests is None:  # no requests file configured: nothing to apply
-                return privacy.ApplyResult().as_dict()
-            return privacy.apply_requests(cfg, rebuild=False).as_dict()
-        except (privacy.PrivacyInputError, ConfigError) as e:
-            raise AirflowFailException(str(e)) from None
+        cfg = load_config()
+        if cfg.privacy.requests is None:  # no requests file configured: nothing to apply
+            return privacy.ApplyResult().as_dict()
+        return privacy.apply_requests(cfg, rebuild=False).as_dict()
 
     @task(pool=WAREHOUSE_POOL)
     def purge_retention(data_interval_end=None) -> dict:

@@ -40,11 +40,13 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from agora.assets import LANDING, SERVING
+from dags.agora_failures import fail_at_once_if_permanent
 
 DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 WAREHOUSE_POOL = "agora_warehouse"
 
 
+@fail_at_once_if_permanent
 def _dbt_settings(context: Any, operator: Any) -> None:
     """Cosmos interceptor, run in the worker just before a dbt command is built.
 
@@ -101,20 +103,16 @@ def _dbt_settings(context: Any, operator: Any) -> None:
 )
 def agora_transform():
     @task(pool=WAREHOUSE_POOL)
+    @fail_at_once_if_permanent
     def landing_contract() -> dict:
         """Great Expectations on landing files new or changed since the last pass; a failure quarantines and stops."""
-        from airflow.sdk.exceptions import AirflowFailException
-
         from agora import pipeline
         from agora.config import load_config
-        from expectations import ContractFailed
 
-        try:
-            return pipeline.validate_landing(load_config())
-        except ContractFailed as e:
-            raise AirflowFailException(str(e)) from None
+        return pipeline.run_step(load_config(), "landing contract")
 
     @task(pool=WAREHOUSE_POOL)
+    @fail_at_once_if_permanent
     def load_landing() -> dict:
         """PostgreSQL cannot read landing Parquet: copy it into `landing.events` (a no-op on DuckDB)."""
         from agora import pipeline
@@ -172,40 +170,31 @@ def agora_transform():
     )
 
     @task(pool=WAREHOUSE_POOL)
+    @fail_at_once_if_permanent
     def mart_contract() -> dict:
         """No identifying column and nothing below k_min unsuppressed in the built marts, or nothing is published."""
-        from airflow.sdk.exceptions import AirflowFailException
-
         from agora import pipeline
         from agora.config import load_config
-        from expectations import ContractFailed
 
-        try:
-            return pipeline.validate_marts(load_config())
-        except ContractFailed as e:
-            raise AirflowFailException(str(e)) from None
+        return pipeline.run_step(load_config(), "mart contract")
 
     @task(pool=WAREHOUSE_POOL)
+    @fail_at_once_if_permanent
     def dp_release() -> dict:
         """Differential privacy (when agora.yml turns it on): release the months now due, once."""
-        from airflow.sdk.exceptions import AirflowFailException
-
         from agora import pipeline
         from agora.config import load_config
-        from agora.dp import BudgetRefused
 
-        try:
-            return pipeline.release(load_config())
-        except BudgetRefused as e:
-            raise AirflowFailException(str(e)) from None
+        return pipeline.run_step(load_config(), "release")
 
     @task(pool=WAREHOUSE_POOL, outlets=[SERVING])
+    @fail_at_once_if_permanent
     def publish() -> dict:
         """Copy the marts (only them) to serving atomically; emits `agora://serving/marts`."""
         from agora import pipeline
         from agora.config import load_config
 
-        return pipeline.publish(load_config())
+        return pipeline.run_step(load_config(), "publish")
 
     chain(landing_contract(), load_landing(), dbt, mart_contract(), dp_release(), publish())
     _sensors_after_the_build(dbt)
