@@ -2,8 +2,8 @@
 
 A connector module declares its own block as a subclass of `HttpSource` (an API), of
 `Source` plus `Bounded` (an API read another way), or of `FileSource` (a team file).
-Field descriptions are the documentation: `agora config schema` and docs/connectors.md
-come from them. `agora.config` imports these; this module imports nothing of Agora's.
+Every field carries a description (tests/test_config.py checks it): the block documents
+itself. `agora.config` imports these; this module imports nothing of Agora's.
 """
 
 from __future__ import annotations
