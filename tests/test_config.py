@@ -115,6 +115,15 @@ def test_warehouse_defaults_to_duckdb_and_postgres_shares_the_connection_fields(
         ({"warehouse": {"kind": "spark", "masterr": "local[2]"}}, "warehouse.masterr: unknown key"),
         ({"warehouse": {"kind": "spark", "method": "thrift"}}, "warehouse.host: required with method thrift"),
         ({"warehouse": {"kind": "spark", "host": "h"}}, "warehouse.host: only for method thrift"),
+        (
+            {
+                "warehouse": {"kind": "spark"},
+                "privacy": {
+                    "differential_privacy": {"rho_per_month": 0.1, "rho_cap_12_months": 1.0, "release_after_days": 5}
+                },
+            },
+            "privacy.differential_privacy: not available with warehouse.kind spark",
+        ),
         ({"warehouse": PG_WAREHOUSE}, "serving.kind: a PostgreSQL warehouse publishes to PostgreSQL serving only"),
     ],
 )
@@ -207,6 +216,7 @@ def test_an_unknown_source_type_lists_every_registered_platform(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert all(name in str(e.value) for name in PLATFORMS)
+
 
 def test_spark_warehouse_defaults_and_thrift(tmp_path, monkeypatch):
     from agora.warehouse import dbt_env, spark_dir
