@@ -18,14 +18,16 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import requests
-import tweepy
 from pydantic import Field, HttpUrl
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    import tweepy
 
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, Window, item_error, parse_iso
@@ -204,6 +206,8 @@ class RateLimitGuard:
 
 def make_client(source: Any, log: logging.Logger) -> tuple[tweepy.Client, RateLimitGuard]:
     """A real tweepy.Client bound to the configured host; the token comes from the environment."""
+    import tweepy  # here, not at the top: the registry imports every connector module with agora.config
+
     token = token_from_env(source, "bearer_token_env", required=True)
     client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=True)
     base_url = str(source.base_url) if source.base_url else API_HOST
@@ -293,6 +297,8 @@ class XConnector(Connector):
         start, end = search_window(since, until, datetime.now(UTC), self.log)
         pages = tweets = 0
         self.outside_window = 0
+        import tweepy
+
         paginator = tweepy.Paginator(
             client.search_recent_tweets,
             self.source.query,
