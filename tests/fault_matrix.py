@@ -142,6 +142,12 @@ class Target:
     # later requests (a rejected question changes the answers URL, which has no recording):
     # (page, items, record_id); default the second listing page.
     leaf: tuple[Key, Callable[[Any], list], Callable[[dict], str]] | None = None
+    # Where an item keeps its author's id: (container key, or None when flat; id key). The
+    # contract's hostile items break it there.
+    account: tuple[str | None, str] | None = None
+    # The source settings naming its credential, when not one of the usual keys (token_env, ...);
+    # {}: its credential is a login the replay server cannot answer (the connector's own test covers it).
+    credential: dict | None = None
 
     def leaf_page(self) -> tuple[Key, Callable[[Any], list], Callable[[dict], str]]:
         return self.leaf or (self.pages[1], self.items, self.record_id)

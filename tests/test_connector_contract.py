@@ -313,14 +313,18 @@ ACCOUNT = {
 }
 
 
+def _author(t: Target) -> tuple[str | None, str]:
+    return t.account or ACCOUNT[t.name]
+
+
 def _set_account(t: Target, item: dict, value: Any) -> None:
-    container, key = ACCOUNT[t.name]
+    container, key = _author(t)
     (item[container] if container else item)[key] = value
     item.pop("anon", None)  # MediaWiki: a registered editor's id, not an anonymous one's address
 
 
 def _set_container(t: Target, item: dict, value: Any) -> None:
-    container, key = ACCOUNT[t.name]
+    container, key = _author(t)
     item[container or key] = value
     item.pop("anon", None)
 
