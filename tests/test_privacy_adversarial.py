@@ -35,6 +35,7 @@ from agora.replay import ReplayServer, Reply
 from connectors.registry import names
 from tests.cassettes import leaks, load_cassette
 from tests.conftest import TEST_KEY, write_config
+from tests.fault_matrix import source_config, targets
 
 # -- team-written text -------------------------------------------------------------------------
 
@@ -133,8 +134,8 @@ def test_team_text_naming_someone_never_gets_past_the_landing_contract(workdir, 
 
 # -- platform payloads stuffed with personal fields ----------------------------------------------
 
-PERSON_KEYS = {"login", "user_id", "username", "acct", "userid", "display_name", "screen_name", "account_id"}
-ITEM_KEYS = {"created_at", "timestamp", "creation_date"}
+PERSON_KEYS = {"login", "user_id", "username", "acct", "userid", "display_name", "screen_name", "account_id", "handle"}
+ITEM_KEYS = {"created_at", "timestamp", "creation_date", "indexedAt"}
 EXTRA_FIELDS = ("email", "name", "location", "bio", "avatar", "avatar_url", "profile_image_url", "note", "description")
 
 
@@ -228,7 +229,7 @@ def _platforms() -> dict[str, Platform]:
         for (path, query), body in disc.fixture_routes().items():
             server.add(path, f(body), query=query)
 
-    return {
+    explicit = {
         "github": Platform(
             "github",
             "gh",
@@ -264,9 +265,27 @@ def _platforms() -> dict[str, Platform]:
         ),
         "x": Platform("x", "tweets", lambda s, f: _cassette_routes(xt.CASSETTE, s, f), x_config, xt.SINCE, xt.UNTIL),
     }
+    return {t.name: _from_target(t) for t in targets() if t.name not in explicit} | explicit
 
 
-PLATFORMS = list(names(team=False))  # every registered connector; a new one needs an entry in _platforms()
+def _from_target(t: Any) -> Platform:
+    """A platform without an entry above runs its fault-matrix target: its recorded routes
+    and source settings, its window."""
+
+    def serve(server: ReplayServer, f: Callable[[Any], Any]) -> None:
+        for (path, query), replies in t.routes().items():
+            bodies = [r.body if isinstance(r.body, (dict, list)) else json.loads(r.body or "null") for r in replies]
+            server.add(
+                path, [Reply(r.status, f(b), dict(r.headers)) for r, b in zip(replies, bodies, strict=True)], query
+            )
+
+    def config(workdir: Path, url: str):
+        return load_config(write_config(workdir, [source_config(t, url, {})]))
+
+    return Platform(t.name, t.name, serve, config, t.window[0], t.window[1])
+
+
+PLATFORMS = list(names(team=False))  # every registered connector: an entry above, or its fault target
 
 
 @pytest.mark.parametrize("name", PLATFORMS)
