@@ -26,6 +26,7 @@ import requests
 from pydantic import Field, HttpUrl
 
 from agora.envelope import RawEvent, Rejected
+from agora.errors import PermanentError
 from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, Window, as_int, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, OriginError, Paginator, client_options, next_link, token_from_env
 from connectors.registry import Platform
@@ -37,8 +38,8 @@ _TOKEN_BOT = re.compile(r"^(project|group)_\d+_bot(_[0-9a-f]+)?$")
 GHOST_USERNAME = "ghost"
 
 
-class PrivateProjectError(RuntimeError):
-    """A configured project is not public; Agora refuses to read it."""
+class PrivateProjectError(PermanentError):
+    """A configured project is not public; Agora refuses to read it (no retry can change that)."""
 
 
 class GitlabClient(HttpClient):

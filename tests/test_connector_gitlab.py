@@ -14,6 +14,7 @@ import pytest
 from conftest import TEST_KEY, write_config
 
 from agora.config import ConfigError, load_config
+from agora.errors import is_permanent
 from agora.extract import run_extract
 from agora.pseudonym import pseudonym
 from agora.replay import ReplayServer, Reply
@@ -195,6 +196,7 @@ def test_an_internal_or_private_project_is_refused_and_nothing_lands(workdir, pr
             run_extract(cfg, "gl", SINCE, UNTIL)
     assert not list(Path(cfg.path("landing")).rglob("*.parquet"))
     assert not Path(cfg.path("state"), "gl.json").exists()  # the cursor did not move
+    assert is_permanent(PrivateProjectError("x"))  # the DAG fails the task at once, no retries
 
 
 def test_members_only_issues_of_a_public_project_are_not_read(workdir, caplog):
