@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,18 +63,60 @@ def ensure_metadata(env: dict[str, str]) -> None:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
 
 
-def dags_test(dag_id: str, logical_date: str, env: dict[str, str], conf: dict | None, log_file: Path) -> None:
-    """Run one DAG run in-process; raise with the log's tail if any task failed."""
+def dags_test(
+    dag_id: str,
+    logical_date: str,
+    env: dict[str, str],
+    conf: dict | None,
+    log_file: Path,
+    on_task: Callable[[str], None] | None = None,
+) -> None:
+    """Run one DAG run in-process; raise with the log's tail if any task failed.
+
+    `on_task(task_id)` is called as each task starts (read from the run's log)."""
     args = ["dags", "test", dag_id, logical_date]
     if conf:
         args += ["--conf", json.dumps(conf)]
     start = log_file.stat().st_size if log_file.exists() else 0
-    res = _airflow(args, env, log_file)
-    if res.returncode != 0:
+    if on_task is None:
+        returncode = _airflow(args, env, log_file).returncode
+    else:
+        returncode = _airflow_watching(args, env, log_file, start, on_task)
+    if returncode != 0:
         with log_file.open() as f:
             f.seek(start)
             run_log = f.read()
         raise RuntimeError(f"DAG {dag_id} failed (full log: {log_file}):\n{failure_summary(run_log)}")
+
+
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+
+
+def _airflow_watching(
+    args: list[str], env: dict[str, str], log_file: Path, start: int, on_task: Callable[[str], None]
+) -> int:
+    """`airflow <args>` into `log_file`, reporting each task start found in the log meanwhile."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a") as out:
+        out.write(f"\n$ airflow {' '.join(args)}\n")
+        out.flush()
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("airflow")), *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    with log_file.open() as f:
+        f.seek(start)
+        pending = ""
+        while True:
+            done = proc.poll() is not None
+            pending += f.read()
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                m = _TASK_START.search(line)
+                if m:
+                    on_task(m.group(1))
+            if done:
+                return proc.returncode
+            time.sleep(0.5)
 
 
 def failure_summary(run_log: str, limit: int = 40) -> str:

@@ -373,6 +373,7 @@ def _demo_through_airflow(config_path: Path, repo: Path) -> None:
     from agora.airflow_local import airflow_env, dags_test, ensure_metadata
     from agora.demo import END as DEMO_END
     from agora.demo import START as DEMO_START
+    from agora.progress import progress
 
     env = airflow_env(config_path)
     log_file = repo / "data" / "logs" / "demo-airflow.log"
@@ -381,15 +382,23 @@ def _demo_through_airflow(config_path: Path, repo: Path) -> None:
         ensure_metadata(env)
     logical = DEMO_END.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     conf = {"since": DEMO_START.isoformat(), "until": DEMO_END.isoformat()}
-    with console.status("airflow: agora_ingest (one mapped task per source) …"):
-        dags_test("agora_ingest", logical, env, conf, log_file)
-    console.print("  agora_ingest: success")
-    with console.status("airflow: agora_transform (landing contract → dbt via Cosmos → mart contract → publish) …"):
-        dags_test("agora_transform", logical, env, None, log_file)
-    console.print(f"  agora_transform: success (log: {log_file.relative_to(repo)})")
-    with console.status("airflow: agora_report (the month's report from the published marts) …"):
-        dags_test("agora_report", logical, env, None, log_file)
-    console.print("  agora_report: success (data/reports/)")
+    for dag_id, what in (
+        ("agora_ingest", "one mapped extract per source"),
+        ("agora_transform", "landing contract → one dbt build, a sensor per model → mart contract → publish"),
+        ("agora_report", "the month's report from the published marts"),
+    ):
+        t0 = time.perf_counter()
+        with progress(console, f"airflow: {dag_id} ({what}) …") as p:
+            dags_test(
+                dag_id,
+                logical,
+                env,
+                conf if dag_id == "agora_ingest" else None,
+                log_file,
+                on_task=lambda task_id, d=dag_id, p=p: p.update(f"airflow: {d}: {task_id} …"),
+            )
+        console.print(f"  {dag_id}: success in {time.perf_counter() - t0:.0f} s")
+    console.print(f"  Airflow log: {log_file.relative_to(repo)}; reports: data/reports/")
 
 
 def _is_share(line) -> bool:

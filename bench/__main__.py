@@ -22,11 +22,20 @@ def main(argv: list[str] | None = None) -> int:
         default="duckdb",
         help="spark: also build the same landing on Spark (full and added day), reported beside DuckDB",
     )
+    parser.add_argument(
+        "--no-airflow", action="store_true", help="skip the production path (the transform DAG through Airflow)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target of issue 8 is missed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     report = run_bench(
-        args.events, args.workdir, days=args.days, seed=args.seed, keep=args.keep, spark=args.target == "spark"
+        args.events,
+        args.workdir,
+        days=args.days,
+        seed=args.seed,
+        keep=args.keep,
+        spark=args.target == "spark",
+        production=not args.no_airflow and args.target != "spark",
     )
     print()
     print(format_report(report))

@@ -124,8 +124,8 @@ def _community_table(
     target = np.where(is_thread, np.arange(n), target)
 
     ids = pc.binary_join_element_wise(pa.scalar(id_prefix), pc.cast(pa.array(np.arange(n)), pa.string()), "")
-    thread_ids = ids.take(pa.array(target))
-    actors = m.pseudonyms.take(pa.array(who))
+    thread_ids = _take(ids, target)
+    actors = _take(m.pseudonyms, who)
     none_str = pa.nulls(n, pa.string())
     day_end_s = (at // DAY_S + 1) * DAY_S
     return pa.table(
@@ -137,7 +137,7 @@ def _community_table(
             "thread_id": thread_ids,
             "parent_id": pc.if_else(pa.array(is_thread), none_str, thread_ids),
             "actor": actors,
-            "parent_actor": pc.if_else(pa.array(is_thread), none_str, actors.take(pa.array(target))),
+            "parent_actor": pc.if_else(pa.array(is_thread), none_str, _take(m.pseudonyms, who[target])),
             "occurred_at": pa.array(at * US, pa.timestamp("us", tz="UTC")),
             "is_bot": pa.array(m.is_bot[who]),
             "is_staff": pa.array(m.is_staff[who]),
@@ -150,6 +150,18 @@ def _community_table(
         },
         schema=ENVELOPE_SCHEMA,
     )
+
+
+#: Rows per chunk of a gathered string column: 4 M pseudonyms are 256 MB of characters.
+TAKE_CHUNK = 1 << 22
+
+
+def _take(values: pa.Array, indices: np.ndarray) -> pa.ChunkedArray:
+    """`values[indices]` as a chunked column. One string array addresses its characters with
+    32-bit offsets (2 GB): 100 M pseudonyms are 6.4 GB, which a single `take` overflows
+    ("Take operation overflowed binary array capacity")."""
+    chunks = [values.take(pa.array(indices[i : i + TAKE_CHUNK])) for i in range(0, len(indices), TAKE_CHUNK)]
+    return pa.chunked_array(chunks or [values.take(pa.array(indices))], type=values.type)
 
 
 def _empty_lists(n: int) -> pa.Array:

@@ -36,6 +36,8 @@ sources:
 FULL_VS_REFERENCE_MAX = 3.0
 DAY_VS_FULL_MAX = 0.05
 PEAK_RSS_MAX_MB = 4096
+# Issue 14: a daily run through Airflow costs at most this multiple of the CLI's.
+AIRFLOW_VS_CLI_MAX = 1.5
 
 
 @dataclass
@@ -150,6 +152,7 @@ def run_bench(
     seed: int = 7,
     keep: bool = False,
     spark: bool = False,
+    production: bool = True,
 ) -> BenchReport:
     """Generate `events` events over `days` days, run the full path, add a day, run it again."""
     from agora.config import load_config
@@ -206,6 +209,9 @@ def run_bench(
     # added day minus this is what the day's data itself cost.
     _pipeline(report, "unchanged", cfg, target, full_refresh=False)
     report.dbt_profile["unchanged"] = _dbt_profile(target, _stage_seconds(report, "unchanged", "dbt build"))
+
+    if production:
+        _production(report, work)
 
     report.summary = _summarise(report, ref_seconds, ref_cpu, day_events)
     if spark_cfg:
@@ -291,6 +297,48 @@ def _pipeline(report: BenchReport, phase: str, cfg: Any, target: Path, *, full_r
     pipeline.transform(cfg, full_refresh=full_refresh, landing_full=full_refresh, target_path=target, around=around)
 
 
+def _production(report: BenchReport, work: Path) -> None:
+    """A daily run with nothing new, the way production pays it: the transform DAG through
+    Airflow (`airflow dags test agora_transform`: every task, one dbt build, the sensors),
+    next to the CLI's own commands (`agora validate landing`, `agora build`, `agora publish`),
+    each a fresh process as a cron job would run them. Airflow's metadata: SQLite in the workdir.
+    """
+    import subprocess
+    import sys
+
+    from agora.airflow_local import airflow_env, dags_test, ensure_metadata
+
+    config = work / "agora.yml"
+    agora = str(Path(sys.executable).with_name("agora"))
+    for args in (["validate", "landing"], ["build"], ["publish"]):
+        cmd = [agora, *args, "--config", str(config)]
+        _timed(
+            report,
+            "cli",
+            f"agora {' '.join(args)}",
+            lambda cmd=cmd: _check_run(subprocess.run(cmd, capture_output=True, text=True)),
+        )
+    env = airflow_env(config, home=work / "airflow")
+    _timed(report, "airflow", "metadata setup", lambda: ensure_metadata(env) or {})
+    tasks: list[str] = []
+    log = work / "airflow.log"
+    _timed(
+        report,
+        "airflow",
+        "dags test agora_transform",
+        lambda: (
+            dags_test("agora_transform", datetime.now(UTC).isoformat(), env, None, log, on_task=tasks.append)
+            or {"tasks": len(tasks)}
+        ),
+    )
+
+
+def _check_run(proc: Any) -> dict[str, Any]:
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(proc.args[:3])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return {}
+
+
 def _contract(result: Any) -> dict[str, Any]:
     d = result if isinstance(result, dict) else result.as_dict() if hasattr(result, "as_dict") else {}
     keys = ("rows_checked", "files_checked", "files_unchanged", "files_compared")
@@ -308,6 +356,9 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
         return next(s.detail for s in report.stages if s.phase == phase and s.name == "landing contract")
 
     full, incremental, unchanged = total("full"), total("incremental"), total("unchanged")
+    dags_test = next((s for s in report.stages if s.phase == "airflow" and s.name.startswith("dags test")), None)
+    cli, airflow = total("cli"), dags_test.seconds if dags_test else None
+    cli_cpu, airflow_cpu = cpu("cli"), dags_test.cpu_seconds if dags_test else None
     build = _stage_seconds(report, "full", "dbt build")
     # The generator is not part of the pipeline: the target is about the pipeline's stages.
     peak = max(s.peak_rss_mb for s in report.stages if s.phase in ("full", "incremental", "unchanged", "reference"))
@@ -335,6 +386,12 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
         "incremental_vs_full_cpu": round(cpu("incremental") / cpu("full"), 3) if cpu("full") else None,
         "full_landing_contract_checked": _checked(contract("full")),
         "incremental_landing_contract_checked": _checked(contract("incremental")),
+        "production_cli_seconds": cli or None,
+        "production_airflow_seconds": airflow,
+        "production_airflow_vs_cli": round(airflow / cli, 2) if airflow and cli else None,
+        "production_cli_cpu_seconds": cli_cpu or None,
+        "production_airflow_cpu_seconds": airflow_cpu,
+        "production_airflow_vs_cli_cpu": round(airflow_cpu / cli_cpu, 2) if airflow_cpu and cli_cpu else None,
         "peak_rss_mb": peak,
         "max_child_rss_mb": round(children_mb),
         "max_self_rss_mb": round(self_mb),
@@ -343,6 +400,11 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
             and full <= FULL_VS_REFERENCE_MAX * ref_seconds,
             f"added day <= {DAY_VS_FULL_MAX:.0%} of full": incremental <= DAY_VS_FULL_MAX * full,
             f"peak RSS < {PEAK_RSS_MAX_MB} MB": peak < PEAK_RSS_MAX_MB,
+            **(
+                {f"Airflow <= {AIRFLOW_VS_CLI_MAX:g}x CLI (nothing new)": airflow <= AIRFLOW_VS_CLI_MAX * cli}
+                if airflow and cli
+                else {}
+            ),
         },
     }
 

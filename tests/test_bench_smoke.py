@@ -106,3 +106,18 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
     assert any(r["node"] == "stg_landing__events" for r in report["dbt_profile"]["full"])
     assert "| full | dbt build |" in proc.stdout
     assert not (work / "landing").exists()  # removed unless --keep
+
+
+def test_gathered_string_columns_are_chunked(monkeypatch):
+    """100 M pseudonyms overflow one string array's 2 GB of offsets: the generator gathers them in chunks."""
+    import numpy as np
+    import pyarrow as pa
+
+    import bench.generate as generate
+
+    monkeypatch.setattr(generate, "TAKE_CHUNK", 3)
+    values = pa.array([f"{i:064x}" for i in range(5)])
+    indices = np.array([4, 0, 0, 3, 1, 2, 4])
+    gathered = generate._take(values, indices)
+    assert gathered.num_chunks == 3
+    assert gathered.to_pylist() == [values[int(i)].as_py() for i in indices]
