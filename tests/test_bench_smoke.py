@@ -76,7 +76,19 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
     summary = report["summary"]
     assert summary["reference_seconds"] > 0 and summary["full_seconds"] > summary["reference_seconds"]
     assert 0 < summary["peak_rss_mb"] < 4096
-    assert set(summary["targets"]) == {"full <= 3x reference", "added day <= 5% of full", "peak RSS < 4096 MB"}
+    assert set(summary["targets"]) == {
+        "full <= 3x reference",
+        "added day <= 5% of full",
+        "peak RSS < 4096 MB",
+        "Airflow <= 1.5x CLI (nothing new)",
+    }
+    # The production path: the CLI's three commands, then the transform DAG through Airflow.
+    assert {("cli", "agora build"), ("airflow", "dags test agora_transform")} <= stages
+    dags_test = next(s for s in report["stages"] if s["name"] == "dags test agora_transform")
+    assert dags_test["detail"]["tasks"] > 20  # one task per model and its tests, one dbt build
+    assert summary["production_airflow_vs_cli"] == round(
+        summary["production_airflow_seconds"] / summary["production_cli_seconds"], 2
+    )
     full_contract = next(s for s in report["stages"] if s["phase"] == "full" and s["name"] == "landing contract")
     incremental_contract = next(
         s for s in report["stages"] if s["phase"] == "incremental" and s["name"] == "landing contract"
