@@ -179,6 +179,43 @@ def test_landing_load_copies_only_new_or_changed_files(builds, tmp_path, postgre
     assert full.files_loaded == len(files) - 1 and full.rows == expected
 
 
+def test_a_full_landing_load_replaces_the_table_so_removed_rows_leave_its_files(tmp_path, postgres):
+    """Why the erasure rebuild reloads landing.events in full: a DELETE (the incremental load
+    of a rewritten file) leaves the removed rows in the table's pages as dead tuples; the full
+    load builds a new table and drops the old one, whose files PostgreSQL truncates at commit."""
+    from agora.privacy import scrub_files
+
+    postgres.create_database("agora_landing_bytes")
+    settings = PgSettings(postgres.host, postgres.port, SUPERUSER, PASSWORD, "agora_landing_bytes")
+    directory = (
+        postgres.data_dir
+        / "base"
+        / postgres.psql("select oid from pg_database where datname = 'agora_landing_bytes'").strip()
+    )
+    root = tmp_path / "landing"
+    probe = LandingFactory(str(root), source="forum_probe", platform="discourse")
+    thread = probe.thread("7007", "2025-05-10T10:00:00Z", thread_id="bytes-t1")
+    probe.reply("m1", "2025-05-10T11:00:00Z", thread)
+    probe.reply("7007", "2025-05-11T09:00:00Z", thread)
+    probe.write("probe")
+    erased = actor("discourse", "7007")
+    load_landing(str(root), settings)
+    postgres.psql("checkpoint")
+    assert _files_holding(directory, erased)
+
+    removed, _, _ = scrub_files(str(root), {erased})  # what an erasure does to the landing file
+    assert sum(removed.values()) == 2
+    load_landing(str(root), settings)  # incremental: DELETE of the rewritten file's rows
+    postgres.psql("checkpoint")
+    assert _files_holding(directory, erased), "deleted rows stay in the pages as dead tuples"
+    assert _landing_counts(settings)[0] == 1
+
+    load_landing(str(root), settings, full=True)
+    postgres.psql("checkpoint")
+    assert _files_holding(directory, erased) == []
+    assert _landing_counts(settings)[0] == 1
+
+
 def test_landing_load_keeps_awkward_text_and_tags_exactly(tmp_path, postgres):
     """COPY's text format and array literals need escaping: what lands is what PostgreSQL holds."""
     from tests.landing_factory import write_learnings
