@@ -1,5 +1,5 @@
 """Scale-out for real: Airflow's CeleryExecutor with two workers that share nothing but
-shared storage, PostgreSQL and Redis — the topology of docker-compose.yml, on one host.
+S3 (moto's server), PostgreSQL and Redis — the topology of docker-compose.yml, on one host.
 
 Started here, all on 127.0.0.1, each stopped by its PID: PostgreSQL (Airflow metadata,
 warehouse, serving), Redis (Debian `redis-server`, password required), Airflow's
@@ -14,6 +14,7 @@ published; and no secret may appear in a log, a rendered field or an XCom.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,12 +35,14 @@ from agora.demo import start_demo
 from agora.warehouse import parse
 from tests.postgres import PASSWORD as PG_SUPERUSER_PASSWORD
 from tests.redis_server import start_redis
+from tests.s3 import all_objects, moto_server
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENTRYPOINT = REPO / "deploy" / "entrypoint.sh"
 RUN_TIMEOUT = 1200  # seconds per DAG run on a busy 2-core machine
 WORKERS = ("worker-a", "worker-b")
+BUCKET = "agora-celery"
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
 
@@ -293,12 +296,16 @@ def cluster(tmp_path_factory, postgres):
     root = tmp_path_factory.mktemp("celery")
     secret = _secrets()
     redis = start_redis(secret["REDIS_PASSWORD"])
-    # Until the S3 landing zone is on main: landing, state and quarantine in one local
-    # directory both workers use (the only thing they share besides PostgreSQL and Redis).
-    demo = start_demo(root / "demo", seed=7, data_dir=root / "shared")
+    demo = start_demo(root / "demo", seed=7, data_dir=root / "unused")
     procs = Processes(root)
-    s3 = None
+    store = contextlib.ExitStack()
     try:
+        # The only storage the workers share: a real S3 API (moto's server, tests/s3.py).
+        s3 = store.enter_context(moto_server(buckets=(BUCKET,)))
+        secret["AWS_ACCESS_KEY_ID"], secret["AWS_SECRET_ACCESS_KEY"] = (
+            s3["AWS_ACCESS_KEY_ID"],
+            s3["AWS_SECRET_ACCESS_KEY"],
+        )
         # PostgreSQL: one role and database each for Airflow's metadata and the warehouse
         # (serving's roles and database are made by `init`, as in compose).
         postgres.psql(f"create role airflow_celery login password '{secret['AIRFLOW_DB_PASSWORD']}'")
@@ -307,6 +314,8 @@ def cluster(tmp_path_factory, postgres):
         postgres.psql("create database agora_wh_celery owner agora_wh_celery")
 
         cfg = yaml.safe_load(demo.config_path.read_text())
+        for kind in ("landing", "state", "quarantine"):
+            cfg["paths"][kind] = f"s3://{BUCKET}/{kind}"
         cfg["paths"]["warehouse"] = "data/warehouse"  # per worker (unused: the warehouse is PostgreSQL)
         cfg["warehouse"] = {
             "kind": "postgres",
@@ -333,7 +342,7 @@ def cluster(tmp_path_factory, postgres):
             "pg": f"{postgres.host}:{postgres.port}",
             "redis": f"127.0.0.1:{redis.port}",
             "api": f"http://127.0.0.1:{api_port}",
-            "s3": "",
+            "s3": s3["AWS_ENDPOINT_URL"],
             "admin_dsn": postgres.dsn,
         }
         # Test-only settings: where the api-server listens, a quicker scheduler, parse once.
@@ -348,8 +357,7 @@ def cluster(tmp_path_factory, postgres):
 
         def env(role: str, home: Path, **extra: str) -> dict[str, str]:
             role_urls = {**urls, "cosmos_cache": str(home / "cosmos"), "config": str(home.parent / "agora.yml")}
-            out = {**_base_env(home), **role_env(role, secret, role_urls), **local, **extra}
-            return {k: v for k, v in out.items() if s3 or not k.startswith("AWS_")}
+            return {**_base_env(home), **role_env(role, secret, role_urls), **local, **extra}
 
         central = root / "central"
         central.mkdir()
@@ -414,6 +422,7 @@ def cluster(tmp_path_factory, postgres):
         alive = procs.stop()
         demo.stop()
         redis.stop()
+        store.close()  # moto's server, stopped by its PID
         print(f"\nCelery live test: {time.monotonic() - t0:.0f} s")
         assert alive == [], f"processes survived the stop: {alive}"
         assert redis.proc.poll() is not None
@@ -435,13 +444,15 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
     for dag_id in ("agora_ingest", "agora_transform"):
         api.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
-    def finished(dag_id: str, run: str | None = None):
+    def finished(dag_id: str, run: str | None = None, after: str | None = None):
         def check():
             if run:
                 r = api.get(f"/dags/{dag_id}/dagRuns/{run}")
                 return r if r["state"] in ("success", "failed") else None
             runs = api.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after")["dag_runs"]
-            done = [r for r in runs if r["state"] in ("success", "failed")]
+            # Unpausing also schedules agora_ingest's latest interval (no demo data there):
+            # the transform this test checks is the one our ingest's Asset event started.
+            done = [r for r in runs if r["state"] in ("success", "failed") and _at(r["run_after"]) >= _at(after)]
             return done[0] if done else None
 
         return check
@@ -449,7 +460,16 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
     ingest = _wait("agora_ingest", finished("agora_ingest", run_id), RUN_TIMEOUT, procs)
     tis = {"agora_ingest": _task_instances(api, "agora_ingest", run_id)}
     assert ingest["state"] == "success", _states(tis["agora_ingest"])
-    transform = _wait("agora_transform started by the Asset", finished("agora_transform"), RUN_TIMEOUT, procs)
+    transform = _wait(
+        "agora_transform started by the Asset",
+        # The Asset event is emitted as landing_ready finishes: the run it starts comes after that task began.
+        finished(
+            "agora_transform",
+            after=next(t for t in tis["agora_ingest"] if t["task_id"] == "landing_ready")["start_date"],
+        ),
+        RUN_TIMEOUT,
+        procs,
+    )
     tis["agora_transform"] = _task_instances(api, "agora_transform", transform["dag_run_id"])
     assert transform["state"] == "success", _states(tis["agora_transform"])
     assert transform["run_type"] == "asset_triggered"
@@ -468,29 +488,50 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
         logs = list((wdir / "airflow" / "logs").rglob("*.log"))
         assert len(logs) >= len(by_worker[name]) > 0, name  # each worker kept its own task logs
 
-    # The marts were published to PostgreSQL serving, readable by the reader role.
-    serving = cluster["cfg"]["serving"]
-    conn = psycopg2.connect(
+    # The warehouse was built from the bucket: load_landing copied the landed rows.
+    loaded = api.get(
+        f"/dags/agora_transform/dagRuns/{transform['dag_run_id']}/taskInstances/load_landing/xcomEntries/return_value"
+    )["value"]
+    loaded = loaded if isinstance(loaded, dict) else yaml.safe_load(str(loaded))
+    assert loaded["target"] == "postgres" and loaded["rows"] > 1000, loaded
+
+    # The marts were published to PostgreSQL serving: what the reader role sees is what dbt built.
+    from agora.publish_pg import _read_marts_postgres
+
+    serving, pg = cluster["cfg"]["serving"], cluster["postgres"]
+    reader = psycopg2.connect(
         host=serving["host"],
         port=serving["port"],
         dbname=serving["database"],
         user=serving["reader_role"],
         password=secret["AGORA_READER_PASSWORD"],
     )
+    warehouse = psycopg2.connect(
+        host=pg.host,
+        port=pg.port,
+        dbname="agora_wh_celery",
+        user="agora_wh_celery",
+        password=secret["AGORA_WAREHOUSE_PASSWORD"],
+    )
     try:
-        with conn.cursor() as cur:
-            cur.execute("select count(*) from marts.community_kpis_monthly where value is not null")
-            assert cur.fetchone()[0] > 0
+        published, built = _read_marts_postgres(reader), _read_marts_postgres(warehouse)
     finally:
-        conn.close()
+        reader.close()
+        warehouse.close()
+    assert set(published) == set(built) and published["community_kpis_monthly"][1]
+    for mart, (columns, rows) in built.items():
+        assert published[mart][0] == columns, mart
+        assert sorted(map(repr, published[mart][1])) == sorted(map(repr, rows)), mart
 
-    # Landing lives in the shared location only; no worker wrote it in its own directory.
-    assert list((cluster["root"] / "shared" / "landing").rglob("*.parquet"))
+    # Landing, state and quarantine live in the bucket only; no worker wrote them locally.
+    objects = all_objects(cluster["s3"], BUCKET)
+    assert any(k.startswith("landing/") and k.endswith(".parquet") for k in objects), sorted(objects)[:20]
+    assert any(k.startswith("state/") for k in objects), sorted(objects)[:20]
     for wdir in cluster["workdirs"].values():
-        assert not list(wdir.rglob("*.parquet"))
+        assert not list(wdir.rglob("*.parquet")) and not (wdir / "data" / "landing").exists()
 
     # No secret in any log, rendered field or XCom.
-    values = {k: v for k, v in secret.items() if cluster["s3"] or not k.startswith("AWS_")}
+    values = dict(secret)
     texts = {}
     for path in cluster["root"].rglob("*"):
         if path.is_file() and (path.suffix == ".log" or "logs" in path.parts):
@@ -514,6 +555,12 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
         wanted = role_env(role, secret, cluster["urls"]).values()
         assert held == {k for k, v in values.items() if any(v in value for value in wanted)}, (name, held)
         assert not held & (central_only if name in WORKERS else agora_only), (name, held)
+
+
+def _at(timestamp: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
 def _task_instances(api: Api, dag_id: str, run_id: str) -> list[dict]:
