@@ -40,7 +40,9 @@ def published(tmp_path_factory):
     demo = start_demo(root / "demo", seed=42, data_dir=root / "data")
     try:
         cfg = load_config(demo.config_path)
-        pipeline.run_all(cfg, demo.start.isoformat(), demo.end.isoformat())
+        for source in cfg.sources:
+            pipeline.extract(cfg, source.name, demo.start.isoformat(), demo.end.isoformat())
+        pipeline.transform(cfg)
     finally:
         demo.stop()
     actors: set[str] = set()
