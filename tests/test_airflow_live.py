@@ -17,9 +17,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,13 +24,13 @@ from pathlib import Path
 import psutil
 import psycopg2
 import pytest
-import requests
 import yaml
 
 from agora.airflow_local import airflow_env, ensure_metadata
 from agora.demo import start_demo
 from agora.publish_pg import provision
 from agora.warehouse import parse
+from tests.airflow_cluster import Api, Processes, free_port, states, wait
 
 PUBLISHER_PASSWORD = "publisher-live-test"
 READER_PASSWORD = "reader-live-test"
@@ -47,128 +44,8 @@ PROCESSES = {
 RUN_TIMEOUT = 900  # seconds per DAG run; one dbt build, then ~65 sensors one by one in the warehouse pool
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AirflowProcesses:
-    """Airflow's long-running processes, each in its own process group, logs in files."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path):
-        self.env, self.log_dir = env, log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.seen_pids: set[int] = set()
-
-    def start(self) -> None:
-        airflow = str(Path(sys.executable).with_name("airflow"))
-        for name, args in PROCESSES.items():
-            out = (self.log_dir / f"{name}.log").open("w")
-            self.procs[name] = subprocess.Popen(
-                [airflow, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            out.close()
-
-    def tree(self) -> list[psutil.Process]:
-        """Every live process we started and all their descendants (remembered for the stop)."""
-        found = []
-        for p in self.procs.values():
-            try:
-                root = psutil.Process(p.pid)
-                found += [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-        self.seen_pids |= {p.pid for p in found}
-        return found
-
-    def dead(self) -> list[str]:
-        return [f"{n} (exit {p.returncode})" for n, p in self.procs.items() if p.poll() is not None]
-
-    def stop(self) -> list[int]:
-        """SIGTERM each process group, then SIGKILL what is left; return PIDs still alive."""
-        self.tree()
-        for p in self.procs.values():
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 20
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in self.seen_pids:  # children that left the group or outlived their parent
-            try:
-                if psutil.Process(pid).is_running():
-                    os.kill(pid, signal.SIGKILL)
-            except (psutil.NoSuchProcess, ProcessLookupError):
-                pass
-        for p in self.procs.values():
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(timeout=10)
-        time.sleep(0.5)
-        alive = []
-        for pid in self.seen_pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return alive
-
-    def tail(self, lines: int = 40) -> str:
-        parts = []
-        for name in self.procs:
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
-            parts.append(f"--- {name} ---\n" + "\n".join(text[-lines:]))
-        return "\n".join(parts)
-
-
-class Api:
-    """Airflow's public REST API with a JWT from the simple auth manager."""
-
-    def __init__(self, base: str):
-        self.base = base
-        self.session = requests.Session()
-
-    def login(self) -> None:
-        r = self.session.get(f"{self.base}/auth/token", timeout=10)
-        r.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-
-    def get(self, path: str, **params) -> dict:
-        r = self.session.get(f"{self.base}/api/v2{path}", params=params, timeout=30)
-        r.raise_for_status()
-        return r.json()
-
-    def send(self, method: str, path: str, body: dict) -> dict:
-        r = self.session.request(method, f"{self.base}/api/v2{path}", json=body, timeout=30)
-        if r.status_code >= 400:
-            raise AssertionError(f"{method} {path}: {r.status_code} {r.text[:500]}")
-        return r.json()
-
-
-def _wait(what: str, check, timeout: float, procs: AirflowProcesses, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if procs.dead():
-            pytest.fail(f"Airflow process died while waiting for {what}: {procs.dead()}\n{procs.tail()}")
-        procs.tree()
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{procs.tail()}")
-
-
 def _task_states(api: Api, dag_id: str, run_id: str) -> dict[str, str]:
-    tis = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
-    return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in tis}
+    return states(api.task_instances(dag_id, run_id))
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +77,7 @@ def live(tmp_path_factory, postgres):
     provision(postgres.url(), serving, READER_PASSWORD)
 
     postgres.create_database("airflow_meta")
-    port = _free_port()
+    port = free_port()
     env = airflow_env(demo.config_path, home=root / "airflow")
     meta = postgres.url("airflow_meta").replace("postgresql://", "postgresql+psycopg2://")
     env.update(
@@ -232,13 +109,15 @@ def live(tmp_path_factory, postgres):
     parse()  # the manifest Cosmos renders tasks from must match the models on disk (`make manifest`)
     timings["setup"] = time.monotonic() - t0
 
-    procs = AirflowProcesses(env, root)
-    procs.start()
+    procs = Processes(root)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    for name, args in PROCESSES.items():
+        procs.start(name, [airflow, *args], env)
     api = Api(f"http://127.0.0.1:{port}")
     try:
-        _wait("the api-server", lambda: _healthy(api), 120, procs)
+        wait("the api-server", api.healthy, 120, procs)
         api.login()
-        _wait("both DAGs parsed", lambda: _parsed(api, "agora_ingest", "agora_transform"), 180, procs)
+        wait("both DAGs parsed", lambda: api.parsed("agora_ingest", "agora_transform"), 180, procs)
         timings["airflow_up"] = time.monotonic() - t0
         yield {
             "api": api,
@@ -251,28 +130,12 @@ def live(tmp_path_factory, postgres):
             "root": root,
         }
     finally:
-        alive = procs.stop()
+        alive = procs.stop(grace=20)
         demo.stop()
         os.environ.pop("AGORA_SERVING_PASSWORD", None)
         timings["total"] = time.monotonic() - t0
         print(f"\nlive Airflow timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
         assert alive == [], f"processes survived the stop: {alive}"
-
-
-def _healthy(api: Api) -> bool:
-    try:
-        return requests.get(f"{api.base}/api/v2/monitor/health", timeout=5).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def _parsed(api: Api, *dag_ids: str) -> bool:
-    for dag_id in dag_ids:
-        try:
-            api.get(f"/dags/{dag_id}")
-        except requests.HTTPError:
-            return False
-    return True
 
 
 def test_ingest_via_rest_api_triggers_transform_by_asset_and_publishes_to_postgres(live):
@@ -298,20 +161,16 @@ def test_ingest_via_rest_api_triggers_transform_by_asset_and_publishes_to_postgr
     for dag_id in ("agora_ingest", "agora_transform"):
         api.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
-    def ingest_done():
-        state = api.get(f"/dags/agora_ingest/dagRuns/{run_id}")["state"]
-        return state if state in ("success", "failed") else None
-
-    state = _wait("agora_ingest", ingest_done, RUN_TIMEOUT, procs)
+    state = wait("agora_ingest", lambda: api.finished_run("agora_ingest", run_id), RUN_TIMEOUT, procs)["state"]
     assert state == "success", _task_states(api, "agora_ingest", run_id)
     timings["ingest_done"] = time.monotonic() - live["t0"]
 
-    def transform_done():
-        runs = api.get("/dags/agora_transform/dagRuns", order_by="-run_after")["dag_runs"]
-        finished = [r for r in runs if r["state"] in ("success", "failed")]
-        return finished[0] if finished else None
-
-    run = _wait("agora_transform started by the Asset", transform_done, RUN_TIMEOUT, procs)
+    run = wait(
+        "agora_transform started by our ingest's Asset event",
+        lambda: api.run_started_by("agora_transform", "agora_ingest", run_id),
+        RUN_TIMEOUT,
+        procs,
+    )
     assert run["state"] == "success", _task_states(api, "agora_transform", run["dag_run_id"])
     assert run["run_type"] == "asset_triggered"
     timings["transform_done"] = time.monotonic() - live["t0"]
@@ -328,11 +187,7 @@ def test_ingest_via_rest_api_triggers_transform_by_asset_and_publishes_to_postgr
     assert list(live["root"].rglob("*.duckdb")) == []
     # One dbt build (the producer) and a sensor per model, all green; the warehouse password
     # reached dbt through the worker's environment, never the task fields.
-    dbt_tasks = [
-        t
-        for t in api.get(f"/dags/agora_transform/dagRuns/{transform_run}/taskInstances", limit=200)["task_instances"]
-        if t["task_id"].startswith("dbt.")
-    ]
+    dbt_tasks = [t for t in api.task_instances("agora_transform", transform_run) if t["task_id"].startswith("dbt.")]
     assert [t["task_id"] for t in dbt_tasks if t["operator"] == "DbtProducerWatcherOperator"] == [
         "dbt.dbt_producer_watcher"
     ]

@@ -18,21 +18,18 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psutil
 import psycopg2
 import pytest
-import requests
 import yaml
 
 from agora.demo import start_demo
 from agora.warehouse import parse
+from tests.airflow_cluster import Api, Processes, free_port, states, wait
 from tests.postgres import PASSWORD as PG_SUPERUSER_PASSWORD
 from tests.redis_server import start_redis
 from tests.s3 import all_objects, moto_server
@@ -44,12 +41,6 @@ RUN_TIMEOUT = 1200  # seconds per DAG run on a busy 2-core machine
 WORKERS = ("worker-a", "worker-b")
 BUCKET = "agora-celery"
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def role_env(role: str, secret: dict[str, str], urls: dict[str, str]) -> dict[str, str]:
@@ -132,138 +123,6 @@ def _base_env(home: Path) -> dict[str, str]:
     }
 
 
-class Processes:
-    """Long-running processes, each in its own process group and working directory, logs in files."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.envs: dict[str, dict[str, str]] = {}
-        self.seen: dict[int, str] = {}  # pid -> the process (tree) it belonged to
-
-    def start(self, name: str, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        with (self.log_dir / f"{name}.log").open("w") as out:
-            self.procs[name] = subprocess.Popen(
-                ["sh", str(ENTRYPOINT), *args],
-                env=env,
-                cwd=cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.envs[name] = env
-
-    def tree(self) -> list[psutil.Process]:
-        found = []
-        for name, p in self.procs.items():
-            try:
-                root = psutil.Process(p.pid)
-                members = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            found += members
-            for m in members:
-                self.seen.setdefault(m.pid, name)
-        return found
-
-    def dead(self) -> list[str]:
-        return [f"{n} (exit {p.returncode})" for n, p in self.procs.items() if p.poll() is not None]
-
-    def stop(self) -> list[int]:
-        """SIGTERM each process group, then SIGKILL what is left; return PIDs still alive."""
-        self.tree()
-        for p in self.procs.values():
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 30
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in self.seen:
-            try:
-                if psutil.Process(pid).is_running():
-                    os.kill(pid, signal.SIGKILL)
-            except (psutil.NoSuchProcess, ProcessLookupError):
-                pass
-        for p in self.procs.values():
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(timeout=10)
-        time.sleep(0.5)
-        alive = []
-        for pid in self.seen:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return alive
-
-    def tail(self, lines: int = 30) -> str:
-        parts = []
-        for name in self.procs:
-            text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
-            parts.append(f"--- {name} ---\n" + "\n".join(text[-lines:]))
-        return "\n".join(parts)
-
-
-class Api:
-    """Airflow's REST API, logged in as the FAB admin made by `entrypoint.sh init`."""
-
-    def __init__(self, base: str):
-        self.base = base
-        self.session = requests.Session()
-
-    def login(self, username: str, password: str) -> None:
-        r = requests.post(f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=30)
-        r.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-
-    def get(self, path: str, **params) -> dict:
-        r = self.session.get(f"{self.base}/api/v2{path}", params=params, timeout=30)
-        r.raise_for_status()
-        return r.json()
-
-    def send(self, method: str, path: str, body: dict) -> dict:
-        r = self.session.request(method, f"{self.base}/api/v2{path}", json=body, timeout=30)
-        if r.status_code >= 400:
-            raise AssertionError(f"{method} {path}: {r.status_code} {r.text[:500]}")
-        return r.json()
-
-
-def _wait(what: str, check, timeout: float, procs: Processes, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if procs.dead():
-            pytest.fail(f"a process died while waiting for {what}: {procs.dead()}\n{procs.tail()}")
-        procs.tree()  # remembers the PIDs of task processes, for the stop and the pid check
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{procs.tail()}")
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/api/v2/monitor/health", timeout=5).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def _parsed(api: Api, *dag_ids: str) -> bool:
-    try:
-        return all(api.get(f"/dags/{d}") for d in dag_ids)
-    except requests.HTTPError:
-        return False
-
-
 SECRET_NAMES = (
     "POSTGRES_PASSWORD",  # the test server's superuser: tests/postgres.py's, for init's admin DSN
     "AIRFLOW_DB_PASSWORD",
@@ -337,7 +196,7 @@ def cluster(tmp_path_factory, postgres):
             "sslmode": "disable",
         }
 
-        api_port = _free_port()
+        api_port = free_port()
         urls = {
             "pg": f"{postgres.host}:{postgres.port}",
             "redis": f"127.0.0.1:{redis.port}",
@@ -380,7 +239,7 @@ def cluster(tmp_path_factory, postgres):
             "airflow-dag-processor": ["dag-processor"],
             "airflow-triggerer": ["triggerer", "--skip-serve-logs"],
         }.items():
-            procs.start(role, args, env(role, central / "airflow"), central)
+            procs.start(role, ["sh", str(ENTRYPOINT), *args], env(role, central / "airflow"), central)
 
         workdirs = {}
         for name in WORKERS:
@@ -398,13 +257,13 @@ def cluster(tmp_path_factory, postgres):
                 AGORA_DEMO_X_BEARER_TOKEN=os.environ["AGORA_DEMO_X_BEARER_TOKEN"],  # the demo's X source
             )
             args = ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "1", "--skip-serve-logs"]
-            procs.start(name, args, worker_env, wdir)
+            procs.start(name, ["sh", str(ENTRYPOINT), *args], worker_env, wdir)
             workdirs[name] = wdir
 
         api = Api(urls["api"])
-        _wait("the api-server", lambda: _healthy(urls["api"]), 180, procs)
+        wait("the api-server", api.healthy, 180, procs)
         api.login("admin", secret["AIRFLOW_ADMIN_PASSWORD"])
-        _wait("both DAGs parsed", lambda: _parsed(api, "agora_ingest", "agora_transform"), 300, procs)
+        wait("both DAGs parsed", lambda: api.parsed("agora_ingest", "agora_transform"), 300, procs)
         yield {
             "api": api,
             "procs": procs,
@@ -444,34 +303,17 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
     for dag_id in ("agora_ingest", "agora_transform"):
         api.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
-    def finished(dag_id: str, run: str | None = None, after: str | None = None):
-        def check():
-            if run:
-                r = api.get(f"/dags/{dag_id}/dagRuns/{run}")
-                return r if r["state"] in ("success", "failed") else None
-            runs = api.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after")["dag_runs"]
-            # Unpausing also schedules agora_ingest's latest interval (no demo data there):
-            # the transform this test checks is the one our ingest's Asset event started.
-            done = [r for r in runs if r["state"] in ("success", "failed") and _at(r["run_after"]) >= _at(after)]
-            return done[0] if done else None
-
-        return check
-
-    ingest = _wait("agora_ingest", finished("agora_ingest", run_id), RUN_TIMEOUT, procs)
-    tis = {"agora_ingest": _task_instances(api, "agora_ingest", run_id)}
-    assert ingest["state"] == "success", _states(tis["agora_ingest"])
-    transform = _wait(
-        "agora_transform started by the Asset",
-        # The Asset event is emitted as landing_ready finishes: the run it starts comes after that task began.
-        finished(
-            "agora_transform",
-            after=next(t for t in tis["agora_ingest"] if t["task_id"] == "landing_ready")["start_date"],
-        ),
+    ingest = wait("agora_ingest", lambda: api.finished_run("agora_ingest", run_id), RUN_TIMEOUT, procs)
+    tis = {"agora_ingest": api.task_instances("agora_ingest", run_id)}
+    assert ingest["state"] == "success", states(tis["agora_ingest"])
+    transform = wait(
+        "agora_transform started by our ingest's Asset event",
+        lambda: api.run_started_by("agora_transform", "agora_ingest", run_id),
         RUN_TIMEOUT,
         procs,
     )
-    tis["agora_transform"] = _task_instances(api, "agora_transform", transform["dag_run_id"])
-    assert transform["state"] == "success", _states(tis["agora_transform"])
+    tis["agora_transform"] = api.task_instances("agora_transform", transform["dag_run_id"])
+    assert transform["state"] == "success", states(tis["agora_transform"])
     assert transform["run_type"] == "asset_triggered"
 
     # Both workers ran tasks: the hostname each reported, and the pid inside that worker's tree.
@@ -555,20 +397,6 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
         wanted = role_env(role, secret, cluster["urls"]).values()
         assert held == {k for k, v in values.items() if any(v in value for value in wanted)}, (name, held)
         assert not held & (central_only if name in WORKERS else agora_only), (name, held)
-
-
-def _at(timestamp: str):
-    from datetime import datetime
-
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-
-
-def _task_instances(api: Api, dag_id: str, run_id: str) -> list[dict]:
-    return api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=500)["task_instances"]
-
-
-def _states(tis: list[dict]) -> dict[str, str]:
-    return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in tis}
 
 
 def _xcoms(api: Api, dag_id: str, run_id: str) -> list[dict]:
