@@ -57,8 +57,8 @@ EVENTS ?= 1000000
 bench: setup ## Benchmark the full and incremental paths on EVENTS synthetic events (docs/benchmarks.md)
 	$(VENV)/bin/python -m bench --events $(EVENTS)
 
-lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: setup ## ruff, ruff format and sqlfluff, as `make test` runs them (tests/test_lint.py)
+	$(VENV)/bin/pytest -q tests/test_lint.py
 
 clean: ## Remove generated data (keeps the venvs)
 	rm -rf data .local/airflow dbt_project/target

@@ -20,9 +20,7 @@ from tests.cassettes import leaks
 def _serving_tables(path) -> list[tuple[str, str]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return con.execute(
-            "select table_schema, table_name from information_schema.tables order by 1, 2"
-        ).fetchall()
+        return con.execute("select table_schema, table_name from information_schema.tables order by 1, 2").fetchall()
     finally:
         con.close()
 
@@ -41,7 +39,9 @@ def _duckdb_strings(path) -> list[str]:
             """
         ).fetchall()
         for schema, table, col in cols:
-            values += [r[0] for r in con.execute(f'select distinct "{col}" from "{schema}"."{table}"').fetchall() if r[0]]
+            values += [
+                r[0] for r in con.execute(f'select distinct "{col}" from "{schema}"."{table}"').fetchall() if r[0]
+            ]
     finally:
         con.close()
     return values
