@@ -1,6 +1,7 @@
 {#- The thin per-platform staging model of a community platform: its authored public
-    records in the common contribution shape. `stg_<platform>__posts` calls this; the
-    intermediate layer unions those models for the platforms in var('community_platforms'). -#}
+    records in the common contribution shape. `stg_<platform>__posts` calls this;
+    int_posts_unioned unions the models listed in var('community_staging_models')
+    (dbt_project.yml; tests/test_dbt_project.py fails when a model calling this is missing there). -#}
 {% macro staging_posts(platform, record_types=('thread', 'reply', 'edit', 'mention')) -%}
 with
 
