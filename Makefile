@@ -12,7 +12,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: run test setup manifest lint dashboards dashboards-stop bench clean report notice docs-images
+.PHONY: run test setup manifest lint kpis dashboards dashboards-stop bench clean report notice docs-images
 
 run: setup ## Run the whole pipeline through Airflow on the offline demo community
 	$(VENV)/bin/agora demo
@@ -59,6 +59,9 @@ bench: setup ## Benchmark the full and incremental paths on EVENTS synthetic eve
 
 lint: setup ## ruff, ruff format and sqlfluff, as `make test` runs them (tests/test_lint.py)
 	$(VENV)/bin/pytest -q tests/test_lint.py
+
+kpis: setup ## Rewrite what is derived from the KPI registry (dbt_project/seeds/kpi_definitions.csv): docs/kpis.md's catalog, the headline cards' list
+	$(VENV)/bin/python -m agora.kpis
 
 clean: ## Remove generated data (keeps the venvs)
 	rm -rf data .local/airflow dbt_project/target

@@ -16,19 +16,9 @@ from datetime import date
 from typing import Any
 
 from agora.config import AgoraConfig
+from agora.kpis import summary_order
 
 log = logging.getLogger("agora.pipeline")
-
-# KPIs shown in the closing summary, in reading order.
-SUMMARY_KPIS = (
-    "active_members",
-    "new_members",
-    "returning_newcomer_rate",
-    "retention_rate",
-    "median_hours_to_first_response",
-    "response_rate_48h",
-    "contributions",
-)
 
 
 def extract(cfg: AgoraConfig, source: str, since: Any = None, until: Any = None) -> dict[str, Any]:
@@ -256,6 +246,8 @@ def kpi_summary(cfg: AgoraConfig, platform: str = "all") -> tuple[date | None, l
         con.close()
     # PostgreSQL returns numerics as Decimal; the summary prints floats either way.
     by_kpi = {r[0]: KpiLine(r[0], _num(r[1]), r[2], r[3], _num(r[4]), _num(r[5]), r[6], r[7], _num(r[8])) for r in rows}
-    ordered = [by_kpi[k] for k in SUMMARY_KPIS if k in by_kpi]
-    ordered += [v for k, v in sorted(by_kpi.items()) if k not in SUMMARY_KPIS]
+    # The order is the KPI registry's (summary_order in kpi_definitions.csv), the rest by name.
+    first = summary_order()
+    ordered = [by_kpi[k] for k in first if k in by_kpi]
+    ordered += [v for k, v in sorted(by_kpi.items()) if k not in first]
     return month, ordered

@@ -420,14 +420,11 @@ def expected_cards(serving: Path) -> list[dict[str, object]]:
     """What the headline cards must say, computed in Python straight from the marts."""
     import duckdb
 
-    headline = [
-        ("active_members", "Active members", "count"),
-        ("new_members", "New members", "count"),
-        ("returning_newcomer_rate", "Returning newcomers", "share"),
-        ("median_hours_to_first_response", "Median time to first response", "hours"),
-        ("nps", "Net Promoter Score", "points"),
-        ("closed_loop_rate", "Feedback closed-loop rate", "share"),
-    ]
+    from agora.kpis import headlines
+
+    # The cards the KPI registry lists; the values below are read from the marts directly.
+    headline = [(k.kpi, k.headline_label, k.card_unit) for k in headlines()]
+    by_quarter = {"nps", "closed_loop_rate"}
     con = duckdb.connect(str(serving), read_only=True)
     try:
         latest = {
@@ -436,7 +433,8 @@ def expected_cards(serving: Path) -> list[dict[str, object]]:
                 " where platform = 'all' and kpi = ? order by month desc limit 1",
                 [kpi],
             ).fetchone()
-            for kpi, _, _ in headline[:4]
+            for kpi, _, _ in headline
+            if kpi not in by_quarter
         }
         latest["nps"] = con.execute(
             "select quarter, nps, is_suppressed from marts.nps_quarterly order by quarter desc limit 1"
@@ -460,8 +458,8 @@ def expected_cards(serving: Path) -> list[dict[str, object]]:
             text = f"{value:.1f} h"
         else:
             text = f"{value:+.0f}"
-        by_quarter = kpi in ("nps", "closed_loop_rate")
-        period_text = f"Q{(period.month - 1) // 3 + 1} {period.year}" if by_quarter else period.strftime("%b %Y")
+        quarterly = kpi in by_quarter
+        period_text = f"Q{(period.month - 1) // 3 + 1} {period.year}" if quarterly else period.strftime("%b %Y")
         cards.append({"label": label, "value": text, "period": period_text, "suppressed": bool(suppressed)})
     return cards
 

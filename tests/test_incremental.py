@@ -17,6 +17,7 @@ old file is replaced by garbage before the last one: DuckDB would fail on it if 
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,17 +34,14 @@ from tests.landing_factory import _row, actor, write_mixed_community
 from tests.postgres import PASSWORD, SUPERUSER
 
 # Incremental intermediates: each must match the full refresh row for row, not only
-# through the marts (a stale row there would surface in a later month's KPI).
-INTERMEDIATES = (
-    "int_platform_months",
-    "int_members_active_monthly",
-    "int_members_first_contributions",
-    "int_threads_first_responses",
-    "int_accounts_first_replied_to",
-    "int_kpis_activity_monthly",
-    "int_kpis_interactions_monthly",
-    "int_kpis_newcomers_monthly",
-    "int_kpis_responses_monthly",
+# through the marts (a stale row there would surface in a later month's KPI). Read from the
+# models' own config, so a new KPI's incremental model is compared the day it is added.
+INTERMEDIATES = tuple(
+    sorted(
+        p.stem
+        for p in (Path(__file__).resolve().parents[1] / "dbt_project/models/intermediate").glob("int_*.sql")
+        if re.search(r"materialized\s*=\s*'incremental'", p.read_text())
+    )
 )
 # Partitions sort by name = by UTC day. Step 1 lands 31 March and 1 April.
 STEP_1, STEP_2 = "dt=2025-03-31", "dt=2025-04-02"
