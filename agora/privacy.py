@@ -24,7 +24,6 @@ import contextlib
 import csv
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -48,6 +47,8 @@ from agora.pseudonym import pseudonym
 from agora.storage import read_text, remove, write_text
 from agora.tombstones import add_tombstones, load_tombstones
 from connectors.base import HandleNotFound
+from connectors.registry import AccountFormError
+from connectors.registry import platform as _platform
 
 log = logging.getLogger("agora.privacy")
 
@@ -158,19 +159,16 @@ def _request(cfg: AgoraConfig, rec: dict[str, str], where: str, now: datetime) -
         raise PrivacyInputError(f"{where}: account is empty")
     requested_at = _parse_requested_at(rec["requested_at"], where, now)
     req = Request(where, platform, account, kind, requested_at)
-    # Forms that can never be looked up are input errors, found before anything is done.
-    if platform == "stackexchange" and not _is_id(account):
-        raise PrivacyInputError(f"{where}: stackexchange accounts must be numeric user ids (from the profile URL)")
-    if platform == "mastodon" and _is_id(account) and len(_sources(cfg, "mastodon")) != 1:
-        raise PrivacyInputError(
-            f"{where}: a mastodon id is local to an instance; write it as <instance>:<id> "
-            f"({len(_sources(cfg, 'mastodon'))} mastodon sources are configured)"
-        )
+    # Forms that can never be resolved are input errors, found before anything is done.
+    if not account.startswith("@"):
+        declared = _platform(platform)
+        try:
+            keys = declared.account_keys(_sources(cfg, platform), account)
+        except AccountFormError as e:
+            raise PrivacyInputError(f"{where}: {e}") from None
+        if keys is None and declared.lookup is None:
+            raise PrivacyInputError(f"{where}: {platform} has no handle lookup; give the account id")
     return req
-
-
-def _is_id(account: str) -> bool:
-    return account.isdigit()
 
 
 def _sources(cfg: AgoraConfig, platform: str) -> list[Any]:
@@ -237,53 +235,27 @@ def _redacted(*secrets: str) -> Iterator[logging.Logger]:
             lg.removeFilter(flt)
 
 
-def _lookup(platform: str) -> Any:
-    """The platform's handle lookup, declared in its connector module (connectors/registry.py)."""
-    from connectors.registry import platform as declared
-
-    return declared(platform).lookup
-
-
-def _mediawiki_ip_keys(account: str) -> set[str] | None:
-    """An anonymous editor's key is the IP as the wiki prints it (IPv6 in upper case, no zero padding)."""
-    try:
-        ip = ipaddress.ip_address(account)
-    except ValueError:
-        return None
-    if ip.version == 4:
-        return {str(ip)}
-    wiki = ":".join(f"{int(g, 16):X}" for g in ip.exploded.split(":"))
-    return {account, str(ip), str(ip).upper(), wiki}
-
-
 def account_keys(cfg: AgoraConfig, req: Request) -> tuple[set[str], str | None]:
     """(the keys connectors pseudonymise for this account, why not if it cannot be resolved).
 
-    Ids are used as given; a handle is looked up in every configured source of its platform
-    (a forum's or an instance's own ids differ). A leading ``@`` marks a handle even when it
+    What names an id, and the keys it means, the platform declares (``Platform.account_keys``);
+    a handle is looked up in every configured source of its platform (``Platform.lookup``:
+    a forum's or an instance's own ids differ). A leading ``@`` marks a handle even when it
     is all digits. A 404 in one source means the account is not there; any other failure
     leaves the request pending, because an erasure must not be done by halves.
     """
     account, platform = req.account, req.platform
-    forced_handle = account.startswith("@")
-    if not forced_handle:
-        if platform == "mastodon":
-            m = re.fullmatch(r"([^:@\s/]+):(\d+)", account)
-            if m:
-                return {f"{m.group(1).lower()}:{m.group(2)}"}, None
-            if _is_id(account):
-                from connectors.mastodon import account_key, instance_of
-
-                return {account_key(instance_of(_sources(cfg, "mastodon")[0]), account)}, None
-        elif platform == "mediawiki":
-            ips = _mediawiki_ip_keys(account)
-            if ips:
-                return ips, None
-            if _is_id(account):
-                return {account}, None
-        elif _is_id(account):
-            return {account}, None
-    handle = account.lstrip("@") if platform != "mastodon" else account.removeprefix("@")
+    declared = _platform(platform)
+    if not account.startswith("@"):
+        try:
+            keys = declared.account_keys(_sources(cfg, platform), account)
+        except AccountFormError as e:
+            return set(), str(e)
+        if keys is not None:
+            return keys, None
+    if declared.lookup is None:
+        return set(), f"{platform} has no handle lookup; give the account id"
+    handle = account.removeprefix("@")
     sources = _sources(cfg, platform)
     if not sources:
         return set(), f"no configured {platform} source to look the handle up in; give the numeric id"
@@ -291,7 +263,7 @@ def account_keys(cfg: AgoraConfig, req: Request) -> tuple[set[str], str | None]:
     with _redacted(handle, account) as lg:
         for src in sources:
             try:
-                found.add(_lookup(platform)(src, handle, lg))
+                key = declared.lookup(src, handle, lg)
             except HandleNotFound:
                 continue
             except ConfigError as e:
@@ -301,6 +273,8 @@ def account_keys(cfg: AgoraConfig, req: Request) -> tuple[set[str], str | None]:
                 if status == 404:
                     continue
                 return set(), f"{src.name}: handle lookup failed ({f'HTTP {status}' if status else type(e).__name__})"
+            if key is not None:
+                found.add(key)
     if not found:
         names = ", ".join(s.name for s in sources)
         return set(), f"handle not found in {names} (renamed or deleted? give the numeric id)"

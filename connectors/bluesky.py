@@ -25,9 +25,9 @@ import requests
 from pydantic import Field, HttpUrl, model_validator
 
 from agora.envelope import RawEvent, Rejected
-from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, item_error, parse_iso, plausible
+from connectors.base import ITEM_ERRORS, Connector, item_error, parse_iso, plausible
 from connectors.http import HttpClient, HttpError, Paginator, client_options, token_from_env
-from connectors.registry import Platform
+from connectors.registry import AccountFormError, Platform
 from connectors.schema import HttpSource
 
 NO_UNAUTHENTICATED = "!no-unauthenticated"
@@ -347,19 +347,21 @@ class BlueskySource(HttpSource):
         return self
 
 
-def lookup_account(source: BlueskySource, handle: str, log: Any) -> str:
-    """A handle's DID (``com.atproto.identity.resolveHandle``); a DID as is."""
-    did = lookup_handle(source, handle, log)
-    if did is None:
-        raise HandleNotFound(handle)
-    return did
+def dids(sources: Any, account: str) -> set[str] | None:
+    """A privacy request naming a DID means that DID (the account id); anything else is a handle."""
+    if not account.startswith("did:"):
+        return None
+    if BlueskyConnector.account_problem(account):
+        raise AccountFormError("a bluesky DID is did:plc:<24 base32 characters> or did:web:<host>, in lower case")
+    return {account}
 
 
 PLATFORM = Platform(
     name="bluesky",
     source=BlueskySource,
     connector=BlueskyConnector,
-    lookup=lookup_account,
+    lookup=lookup_handle,
+    account_keys=dids,
     demo="agora.demo.bluesky",
     fault_target="test_connector_bluesky:fault_target",
 )

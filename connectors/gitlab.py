@@ -27,9 +27,9 @@ from pydantic import Field, HttpUrl
 
 from agora.envelope import RawEvent, Rejected
 from agora.errors import PermanentError
-from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, Window, as_int, item_error, parse_iso
+from connectors.base import ITEM_ERRORS, Connector, Window, as_int, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, OriginError, Paginator, client_options, next_link, token_from_env
-from connectors.registry import Platform
+from connectors.registry import Platform, instance_ids
 from connectors.schema import HttpSource
 
 #: Access tokens of projects and groups act as users named like this; flagged as bots.
@@ -81,11 +81,7 @@ def make_client(source: Any, log: Any) -> GitlabClient:
 
 
 def lookup_handle(source: Any, handle: str, log: Any) -> str | None:
-    """The account key of a username on this source's instance, or None when it has none.
-    An id already in key form (``<instance>:<id>``) is returned as the connector writes it."""
-    key = re.fullmatch(r"([A-Za-z0-9.-]+):([1-9][0-9]{0,19})", handle)
-    if key:
-        return account_key(key.group(1).lower(), key.group(2))
+    """The account key of a username on this source's instance, or None when it has none."""
     body, _ = make_client(source, log).get_json("users", {"username": handle})
     if not isinstance(body, list) or not body or body[0].get("id") is None:
         return None
@@ -356,19 +352,12 @@ class GitlabSource(HttpSource):
     )
 
 
-def lookup_account(source: GitlabSource, handle: str, log: Any) -> str:
-    """A username (``GET /users?username=``), or an id in key form, as the connector's account key."""
-    key = lookup_handle(source, handle, log)
-    if key is None:
-        raise HandleNotFound(handle)
-    return key
-
-
 PLATFORM = Platform(
     name="gitlab",
     source=GitlabSource,
     connector=GitlabConnector,
-    lookup=lookup_account,
+    lookup=lookup_handle,
+    account_keys=instance_ids("gitlab", instance_of, account_key),
     demo="agora.demo.gitlab",
     fault_target="test_connector_gitlab:fault_target",
 )

@@ -24,7 +24,7 @@ from pydantic import Field
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, Window, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, LinkHeaderPaginator, client_options, token_from_env
-from connectors.registry import Platform
+from connectors.registry import Platform, instance_ids
 from connectors.schema import HttpSource
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -262,6 +262,7 @@ PLATFORM = Platform(
     source=MastodonSource,
     connector=MastodonConnector,
     lookup=lookup_account,
+    account_keys=instance_ids("mastodon", instance_of, account_key),
     demo="agora.demo.mastodon",
     fault_target="test_connector_mastodon:fault_target",
 )

@@ -26,7 +26,7 @@ from pydantic import Field, HttpUrl, model_validator
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, Window, as_int, item_error, parse_iso
 from connectors.http import ContinuePaginator, HttpClient, HttpError, client_options, token_from_env
-from connectors.registry import Platform
+from connectors.registry import Platform, is_ascii_id
 from connectors.schema import Bounded
 
 HIDDEN_FLAGS = ("userhidden", "texthidden", "sha1hidden", "suppressed")
@@ -271,6 +271,21 @@ class MediawikiSource(Bounded):
         return self
 
 
+def account_keys(sources: Any, account: str) -> set[str] | None:
+    """A userid, or an anonymous editor's IP address in every form a wiki may print it
+    (IPv6 in upper case, without zero padding); anything else is a user name to look up."""
+    if is_ascii_id(account):
+        return {account}
+    try:
+        ip = ipaddress.ip_address(account)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return {str(ip)}
+    wiki = ":".join(f"{int(g, 16):X}" for g in ip.exploded.split(":"))
+    return {account, str(ip), str(ip).upper(), wiki}
+
+
 def lookup_account(source: MediawikiSource, handle: str, log: Any) -> str:
     """A user name's userid (``list=users``)."""
     body = MediawikiConnector(source, log=log).query({"list": "users", "ususers": handle})
@@ -285,6 +300,7 @@ PLATFORM = Platform(
     source=MediawikiSource,
     connector=MediawikiConnector,
     lookup=lookup_account,
+    account_keys=account_keys,
     demo="agora.demo.mediawiki",
     fault_target="test_connector_mediawiki:fault_target",
 )

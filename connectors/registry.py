@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,55 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from connectors.base import Connector
 
-#: handle -> the account id the connector pseudonymises; raises HandleNotFound when the
-#: platform does not know the handle. Arguments: (source config, handle, logger).
-Lookup = Callable[[Any, str, logging.Logger], str]
+#: handle -> the account key the connector pseudonymises, or None (or HandleNotFound) when
+#: the platform does not know the handle. Arguments: (source config, handle, logger).
+Lookup = Callable[[Any, str, logging.Logger], "str | None"]
+
+#: What a privacy request names -> the account keys the connector pseudonymises when it is an
+#: id (no request made), or None when it is a handle for `Lookup`. Arguments: (the platform's
+#: configured sources, what the request names). Raises AccountFormError for a form that can
+#: never resolve. Called when the requests file is read, so it must not touch the network.
+AccountKeys = Callable[[Sequence[Any], str], "set[str] | None"]
+
+
+class AccountFormError(ValueError):
+    """A privacy request names an account in a form the platform can never resolve.
+
+    The message says what form is expected and never repeats the account.
+    """
+
+
+def is_ascii_id(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "１２３" and "²", which name no account."""
+    return re.fullmatch(r"[0-9]+", text) is not None
+
+
+def numeric_ids(sources: Sequence[Any], account: str) -> set[str] | None:
+    """The default: a numeric id is the key itself (GitHub, Discourse, X, ...); anything else is a handle."""
+    return {account} if is_ascii_id(account) else None
+
+
+def instance_ids(
+    platform: str, instance_of: Callable[[Any], str], account_key: Callable[[str, str], str | None]
+) -> AccountKeys:
+    """For platforms whose numeric ids are local to an instance (Mastodon, GitLab):
+    ``<instance>:<id>`` as given, or a bare id when exactly one source of the platform is
+    configured (it can only mean that instance)."""
+
+    def keys(sources: Sequence[Any], account: str) -> set[str] | None:
+        m = re.fullmatch(r"([A-Za-z0-9.-]+):([0-9]+)", account)
+        if m:
+            return {account_key(m.group(1).lower(), m.group(2))}
+        if not is_ascii_id(account):
+            return None
+        if len(sources) != 1:
+            raise AccountFormError(
+                f"a {platform} id is local to an instance; write it as <instance>:<id> "
+                f"({len(sources)} {platform} sources are configured)"
+            )
+        return {account_key(instance_of(sources[0]), account)}
+
+    return keys
 
 
 @dataclass(frozen=True)
@@ -38,8 +85,10 @@ class Platform:
     connector: type[Connector]
     #: Team-written files (survey, feedback, ...): no accounts, title/text kept.
     team: bool = False
-    #: How a privacy request's handle (``@name``) becomes an account id; None: ids only.
+    #: How a privacy request's handle (``@name``) becomes an account key; None: ids only.
     lookup: Lookup | None = None
+    #: Which privacy requests name an id, and the keys they mean (no lookup needed).
+    account_keys: AccountKeys = numeric_ids
     #: Module of its demo generator (``agora.demo.<name>``), or None when the demo leaves it out.
     demo: str | None = None
     #: ``module:function`` returning its `fault_matrix.Target` (recorded responses; tests only).

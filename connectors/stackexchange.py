@@ -28,7 +28,7 @@ from pydantic import Field, HttpUrl
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, as_int, item_error, parse_epoch
 from connectors.http import HttpClient, HttpError, PageNumberPaginator, client_options, token_from_env
-from connectors.registry import Platform
+from connectors.registry import AccountFormError, Platform, is_ascii_id
 from connectors.schema import HttpSource
 
 IDS_PER_CALL = 100  # the API's limit for {ids} and pagesize
@@ -273,11 +273,18 @@ class StackExchangeSource(HttpSource):
     )
 
 
-# No handle lookup: display names are not unique; requests give the numeric user id.
+def user_ids(sources: Any, account: str) -> set[str]:
+    """No handle lookup: display names are not unique; requests give the numeric user id."""
+    if not is_ascii_id(account):
+        raise AccountFormError("stackexchange accounts must be numeric user ids (from the profile URL)")
+    return {account}
+
+
 PLATFORM = Platform(
     name="stackexchange",
     source=StackExchangeSource,
     connector=StackExchangeConnector,
+    account_keys=user_ids,
     demo="agora.demo.stackexchange",
     fault_target="test_connector_stackexchange:fault_target",
 )

@@ -19,6 +19,7 @@ from agora.extract import run_extract
 from agora.pseudonym import pseudonym
 from agora.replay import ReplayServer, Reply
 from agora.tombstones import add_tombstones
+from connectors import registry
 from connectors.gitlab import PrivateProjectError, lookup_handle
 from tests.replayed import landed_rows, load_json_routes, person_values, stored_blobs
 
@@ -233,7 +234,8 @@ def test_a_username_resolves_to_the_instance_scoped_user_id(workdir):
         assert lookup_handle(src, "alice-gl-3312", logging.getLogger("test")) == f"{INSTANCE}:7100001"
         assert lookup_handle(src, "nobody-here", logging.getLogger("test")) is None
         sent = len(server.requests)
-        assert lookup_handle(src, "GitLab.Example.org:7100003", logging.getLogger("test")) == f"{INSTANCE}:7100003"
+        keys = registry.platform("gitlab").account_keys([src], "GitLab.Example.org:7100003")
+        assert keys == {f"{INSTANCE}:7100003"}
         assert len(server.requests) == sent  # an id in key form needs no request
 
 
@@ -286,11 +288,6 @@ def test_privacy_requests_name_a_gitlab_account_by_username_or_instance_scoped_i
     assert "alice-gl-3312" not in "\n".join(r.getMessage() for r in caplog.records)  # handles redacted in logs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry gap (issue 19): agora.privacy.account_keys takes a bare number as the key itself; "
-    "GitLab ids are per instance (<instance>:<id>), and only Mastodon's form is known there",
-)
 def test_privacy_requests_name_a_gitlab_account_by_its_bare_id_with_one_gitlab_source(workdir):
     from agora import privacy
 
