@@ -29,7 +29,7 @@ from agora.envelope import RawEvent, Rejected
 from agora.errors import PermanentError
 from connectors.base import ITEM_ERRORS, Connector, Window, as_int, item_error, parse_iso
 from connectors.http import HttpClient, HttpError, OriginError, Paginator, client_options, next_link, token_from_env
-from connectors.registry import Platform, instance_ids
+from connectors.registry import Platform, instance_ids, is_ascii_id
 from connectors.schema import HttpSource
 
 #: Access tokens of projects and groups act as users named like this; flagged as bots.
@@ -158,7 +158,7 @@ class GitlabConnector(Connector):
                 if self.client.relative_path(self.client.url(link)) != listing:
                     raise OriginError(f"{self.source.name}: refusing a next link outside the listing {path}")
                 url, query = link, None  # the link carries the query
-            elif resp.headers.get("X-Next-Page", "").isdigit() and body:
+            elif is_ascii_id(resp.headers.get("X-Next-Page", "")) and body:
                 url, query = path, {**params, "page": resp.headers["X-Next-Page"]}
             else:
                 url = None

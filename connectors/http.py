@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -78,15 +79,21 @@ class RetryableHttpError(HttpError):
 
 
 def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date), or None
+    when it says neither (a hostile value is ignored, never raised on)."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
             return None
+        if parsed.tzinfo is None:  # an HTTP date is GMT
+            parsed = parsed.replace(tzinfo=UTC)
         return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:
@@ -342,7 +349,7 @@ def read_body(resp: requests.Response, deadline: float, max_bytes: int, name: st
     (time.monotonic()) and a size cap. Reads return as soon as any bytes arrive, so a body
     dripped one byte at a time is checked against the deadline at every byte."""
     declared = resp.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:  # not "²" (isdigit, not int)
         resp.close()
         raise LimitError(
             f"{name}: {_path_only(resp.url)}: response of {declared} bytes exceeds the {max_bytes}-byte cap"

@@ -179,7 +179,7 @@ class RateLimitGuard:
         self.rate_limited += 1
         reset = (resp.headers.get("x-rate-limit-reset") or "").strip()
         retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-        if reset.isdigit():
+        if reset.isascii() and reset.isdigit():
             wait, signal = max(0.0, int(reset) - time.time()) + 1, "x-rate-limit-reset"  # tweepy adds 1 s
         elif retry_after is not None:
             wait, signal = retry_after, "Retry-After"

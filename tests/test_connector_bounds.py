@@ -81,3 +81,20 @@ def test_an_oversized_body_is_refused(workdir):
     assert isinstance(error, LimitError)
     assert "github: " in str(error) and "65536-byte cap" in str(error), error
     assert len(requests_to_page) == 1  # not retried: a bigger body will not get smaller
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("3", 3.0), ("-5", 0.0), ("garbage", None), ("²", None), ("inf", None), ("nan", None), ("", None)],
+)
+def test_a_hostile_retry_after_is_ignored_never_raised_on(value, seconds):
+    from connectors.http import retry_after_seconds
+
+    assert retry_after_seconds(value) == seconds
+
+
+def test_retry_after_as_an_http_date_without_a_zone_is_read_as_gmt():
+    from connectors.http import retry_after_seconds
+
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00") == 0.0  # in the past: retry now
+    assert 0 < retry_after_seconds("Wed, 21 Oct 2099 07:28:00 GMT")

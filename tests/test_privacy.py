@@ -131,6 +131,26 @@ def _req(platform: str, account: str) -> privacy.Request:
     return privacy.Request("requests.csv:2", platform, account, "erasure", datetime(2025, 1, 1, tzinfo=UTC))
 
 
+@pytest.mark.parametrize("text", ["１２３", "٣", "²", "123\u200b", " 123", "+123", ""])
+def test_only_ascii_digits_are_an_id(text):
+    from connectors.registry import is_ascii_id
+
+    assert is_ascii_id("0123456789") and not is_ascii_id(text)
+
+
+def test_a_request_in_non_ascii_digits_is_no_id(workdir):
+    """ "１２３".isdigit() is True, but it is not the account 123: it must not be tombstoned as
+    a key no connector writes (the request would complete having erased nothing)."""
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    cfg = _cfg(workdir)  # one Discourse source (unreachable), no GitHub source
+    keys, why = privacy.account_keys(cfg, privacy.Request("r.csv:2", "github", "１２３", "erasure", at))
+    assert keys == set() and "no configured github source" in why
+    assert privacy.account_keys(cfg, privacy.Request("r.csv:2", "github", "123", "erasure", at)) == ({"123"}, None)
+    path = _requests(workdir / "inputs" / "requests.csv", [("stackexchange", "１２３", "erasure", "2025-01-01")])
+    with pytest.raises(privacy.PrivacyInputError, match="stackexchange accounts must be numeric user ids"):
+        privacy.read_requests(cfg, path)
+
+
 def test_handles_resolve_to_the_ids_connectors_pseudonymise(workdir, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="urllib3")  # the CLI quiets it, and an in-process CLI test may have run
