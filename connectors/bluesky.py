@@ -28,7 +28,7 @@ from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, item_error, parse_iso, plausible
 from connectors.http import HttpClient, HttpError, Paginator, client_options, token_from_env
 from connectors.registry import AccountFormError, Platform
-from connectors.schema import HttpSource
+from connectors.schema import BaseHttpSource
 
 NO_UNAUTHENTICATED = "!no-unauthenticated"
 POST_TYPE = "app.bsky.feed.post"
@@ -320,7 +320,7 @@ def _get(obj: Any, key: str) -> Any:
 # -- what the registry knows about this platform ----------------------------------------
 
 
-class BlueskySource(HttpSource):
+class BlueskySource(BaseHttpSource):
     type: Literal["bluesky"]
     base_url: HttpUrl = Field(
         HttpUrl("https://public.api.bsky.app"),

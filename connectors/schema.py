@@ -41,12 +41,20 @@ class Bounded(Source):
     max_pages: int = Field(10_000, ge=1, description="Most pages one listing may have; more fails the run.")
 
 
-class HttpSource(Bounded):
+class BaseHttpSource(Bounded):
+    """An HTTP API whose credential, if any, has its own key (Stack Exchange's ``key_env``,
+    Bluesky's ``app_password_env``): no ``token_env`` it would ignore."""
+
     base_url: HttpUrl = Field(description="API root; point it at a replay server or a self-hosted instance.")
-    token_env: str | None = Field(None, description="Environment variable holding an API token, if any.")
     timeout_seconds: float = Field(30, gt=0, description="Longest wait for any single read from the server.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries of a failed request (network, 429, 5xx).")
     page_size: int = Field(50, ge=1, le=1000, description="Items asked for per page (capped at the API's maximum).")
+
+
+class HttpSource(BaseHttpSource):
+    """An HTTP API that takes a token named by ``token_env`` (read with `token_from_env`)."""
+
+    token_env: str | None = Field(None, description="Environment variable holding an API token, if any.")
 
 
 class FileSource(Source):

@@ -29,7 +29,7 @@ from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, as_int, item_error, parse_epoch
 from connectors.http import HttpClient, HttpError, PageNumberPaginator, client_options, token_from_env
 from connectors.registry import AccountFormError, Platform, is_ascii_id
-from connectors.schema import HttpSource
+from connectors.schema import BaseHttpSource
 
 IDS_PER_CALL = 100  # the API's limit for {ids} and pagesize
 COMMUNITY_USER_ID = -1
@@ -262,7 +262,7 @@ class StackExchangeConnector(Connector):
 # -- what the registry knows about this platform ----------------------------------------
 
 
-class StackExchangeSource(HttpSource):
+class StackExchangeSource(BaseHttpSource):
     type: Literal["stackexchange"]
     base_url: HttpUrl = Field(HttpUrl("https://api.stackexchange.com/2.3"), description="API root, version included.")
     site: str = Field(description="Site parameter, e.g. stackoverflow or superuser.")

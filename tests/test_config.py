@@ -31,6 +31,17 @@ def test_example_config_is_valid():
         ([GOOD_SOURCE], {"privacy": {"k_min": 1}}, "privacy.k_min:"),
         ([{"name": "s", "type": "survey"}], {}, "sources.0.path: required key is missing"),
         ([GOOD_SOURCE], {"colour": "blue"}, "colour: unknown key"),
+        # Credentials with their own key: a token_env would be silently ignored, so it is refused.
+        (
+            [{"name": "so", "type": "stackexchange", "site": "stackoverflow", "tagged": ["x"], "token_env": "SE"}],
+            {},
+            "sources.0.token_env: unknown key",
+        ),
+        (
+            [{"name": "sky", "type": "bluesky", "query": "#x", "token_env": "BSKY"}],
+            {},
+            "sources.0.token_env: unknown key",
+        ),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path, sources, extra, expected):
