@@ -23,6 +23,16 @@ def main(argv: list[str] | None = None) -> int:
         help="spark: also build the same landing on Spark (full and added day), reported beside DuckDB",
     )
     parser.add_argument(
+        "--landing",
+        choices=("local", "s3"),
+        default="local",
+        help="s3: also run every path with landing/state/quarantine in an S3 bucket (the AWS_* store, "
+        "else a moto server on 127.0.0.1), reported beside local disk",
+    )
+    parser.add_argument(
+        "--bucket", default="agora-bench", help="the bucket for --landing s3 (must exist on an AWS_* store)"
+    )
+    parser.add_argument(
         "--no-airflow", action="store_true", help="skip the production path (the transform DAG through Airflow)"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target of issue 8 is missed")
@@ -36,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         spark=args.target == "spark",
         production=not args.no_airflow and args.target != "spark",
+        landing_s3=args.landing == "s3",
+        bucket=args.bucket,
     )
     print()
     print(format_report(report))

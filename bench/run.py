@@ -14,6 +14,7 @@ import resource
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,8 @@ class BenchReport:
     machine: dict[str, Any]
     stages: list[Stage] = field(default_factory=list)
     dbt_profile: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # --landing s3: the store, and per phase the objects in the bucket and marts differing from local
+    s3: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,7 +96,7 @@ def _timed(report: BenchReport, phase: str, name: str, fn: Callable[[], Any]) ->
     report.stages.append(stage)
     checked = f"  checked {_checked(detail)}" if "files_checked" in detail else ""
     print(
-        f"  {phase:<11} {name:<16} {seconds:8.2f} s  cpu {cpu:8.2f} s  peak {stage.peak_rss_mb:7.0f} MB"
+        f"  {phase:<14} {name:<16} {seconds:8.2f} s  cpu {cpu:8.2f} s  peak {stage.peak_rss_mb:7.0f} MB"
         f"  load {load:.2f}{checked}",
         flush=True,
     )
@@ -153,8 +156,14 @@ def run_bench(
     keep: bool = False,
     spark: bool = False,
     production: bool = True,
+    landing_s3: bool = False,
+    bucket: str = "agora-bench",
 ) -> BenchReport:
-    """Generate `events` events over `days` days, run the full path, add a day, run it again."""
+    """Generate `events` events over `days` days, run the full path, add a day, run it again.
+
+    `landing_s3`: each path also runs with landing/state/quarantine in an S3 bucket
+    (bench/s3_landing.py), right after the local one, on the same data.
+    """
     from agora.config import load_config
 
     work = Path(workdir).resolve()
@@ -163,8 +172,6 @@ def run_bench(
     work.mkdir(parents=True)
     (work / "agora.yml").write_text(CONFIG)
     cfg = load_config(work / "agora.yml")
-    landing = cfg.path("landing")
-    target = work / "dbt_target"
     report = BenchReport(
         events=events, days=days, started_at=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine()
     )
@@ -173,6 +180,45 @@ def run_bench(
 
     print(f"bench: {events:,} events over {days} days in {work}", flush=True)
     _timed(report, "setup", "imports", _import_heavy)
+    with ExitStack() as store:
+        s3_cfg = None
+        if landing_s3:
+            from bench.s3_landing import object_store, s3_config
+
+            report.s3["store"] = store.enter_context(object_store(bucket))
+            s3_cfg = s3_config(work, bucket)
+        ref_seconds, ref_cpu, day_events = _paths(
+            report, work, cfg, s3_cfg, events=events, days=days, seed=seed, added_day=added_day, spark=spark
+        )
+
+    if production:
+        _production(report, work)
+
+    report.summary = _summarise(report, ref_seconds, ref_cpu, day_events)
+    if spark:
+        for phase in ("spark full", "spark incremental"):
+            report.summary[f"{phase.replace(' ', '_')}_dbt_build_seconds"] = _stage_seconds(report, phase, "dbt build")
+    (work / "bench.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
+    if not keep:
+        shutil.rmtree(work / "landing", ignore_errors=True)
+    return report
+
+
+def _paths(
+    report: BenchReport,
+    work: Path,
+    cfg: Any,
+    s3_cfg: Any,
+    *,
+    events: int,
+    days: int,
+    seed: int,
+    added_day: date,
+    spark: bool,
+) -> tuple[float, float, int]:
+    """Generate, reference query, full path, added day, nothing new (the first two also on S3 with `s3_cfg`)."""
+    landing = cfg.path("landing")
+    target = work / "dbt_target"
     gen = _timed(
         report,
         "generate",
@@ -185,9 +231,13 @@ def run_bench(
         "best_of_2_cpu_seconds": round(ref_cpu, 3),
         "months": len(ref_rows),
     }
+    if s3_cfg:
+        _upload(report, "history", landing, "*/dt=*/*.parquet", s3_cfg)
 
     _pipeline(report, "full", cfg, target, full_refresh=True)
     report.dbt_profile["full"] = _dbt_profile(target, _stage_seconds(report, "full", "dbt build"))
+    if s3_cfg:
+        _s3_pipeline(report, "s3 full", cfg, s3_cfg, work, full_refresh=True)
     spark_cfg = _spark_config(work) if spark else None
     if spark_cfg:
         _spark_build(report, "spark full", spark_cfg, work / "spark_target", full_refresh=True)
@@ -201,26 +251,42 @@ def run_bench(
             generate_day(landing, day_events, history_events=events, day=added_day, days=days, seed=seed)
         ),
     )
+    if s3_cfg:
+        _upload(report, "added day", landing, f"*/dt={added_day.isoformat()}/*.parquet", s3_cfg)
     _pipeline(report, "incremental", cfg, target, full_refresh=False)
     report.dbt_profile["incremental"] = _dbt_profile(target, _stage_seconds(report, "incremental", "dbt build"))
+    if s3_cfg:
+        _s3_pipeline(report, "s3 incremental", cfg, s3_cfg, work, full_refresh=False)
     if spark_cfg:
         _spark_build(report, "spark incremental", spark_cfg, work / "spark_target", full_refresh=False)
     # The same path again with nothing new: what a daily run costs whatever it brings. The
     # added day minus this is what the day's data itself cost.
     _pipeline(report, "unchanged", cfg, target, full_refresh=False)
     report.dbt_profile["unchanged"] = _dbt_profile(target, _stage_seconds(report, "unchanged", "dbt build"))
+    return ref_seconds, ref_cpu, day_events
 
-    if production:
-        _production(report, work)
 
-    report.summary = _summarise(report, ref_seconds, ref_cpu, day_events)
-    if spark_cfg:
-        for phase in ("spark full", "spark incremental"):
-            report.summary[f"{phase.replace(' ', '_')}_dbt_build_seconds"] = _stage_seconds(report, phase, "dbt build")
-    (work / "bench.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
-    if not keep:
-        shutil.rmtree(work / "landing", ignore_errors=True)
-    return report
+def _upload(report: BenchReport, what: str, landing: str, pattern: str, s3_cfg: Any) -> None:
+    """The generated files into the bucket, timed apart (extraction would have written them there)."""
+    from bench.s3_landing import upload
+
+    files = sorted(str(p) for p in Path(landing).glob(pattern))
+    _timed(report, "generate", f"upload {what}", lambda: upload(landing, files, s3_cfg.path("landing")))
+
+
+def _s3_pipeline(report: BenchReport, phase: str, cfg: Any, s3_cfg: Any, work: Path, *, full_refresh: bool) -> None:
+    """The local phase again on the bucket; then what the bucket holds and whether the marts match."""
+    from agora.publish import serving_path
+    from bench.s3_landing import marts_differ, objects_under
+
+    target = work / "s3" / "dbt_target"
+    _pipeline(report, phase, s3_cfg, target, full_refresh=full_refresh)
+    report.dbt_profile[phase] = _dbt_profile(target, _stage_seconds(report, phase, "dbt build"))
+    root = s3_cfg.path("landing").rsplit("/", 1)[0]
+    report.s3[phase] = {
+        "objects": objects_under(root),
+        "marts_differing_from_local": marts_differ(str(serving_path(cfg)), str(serving_path(s3_cfg))),
+    }
 
 
 def _spark_config(work: Path) -> Any:
@@ -360,6 +426,14 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
     cli, airflow = total("cli"), dags_test.seconds if dags_test else None
     cli_cpu, airflow_cpu = cpu("cli"), dags_test.cpu_seconds if dags_test else None
     build = _stage_seconds(report, "full", "dbt build")
+    s3: dict[str, Any] = {}
+    if report.s3:  # --landing s3: the same paths with the landing zone in the bucket, next to local disk
+        for p in ("full", "incremental"):
+            s3[f"s3_{p}_seconds"], s3[f"s3_{p}_cpu_seconds"] = total(f"s3 {p}"), cpu(f"s3 {p}")
+            s3[f"s3_{p}_vs_local"] = round(total(f"s3 {p}") / total(p), 2) if total(p) else None
+        s3["s3_marts_equal_local"] = all(
+            not v["marts_differing_from_local"] for k, v in report.s3.items() if k.startswith("s3 ")
+        )
     # The generator is not part of the pipeline: the target is about the pipeline's stages.
     peak = max(s.peak_rss_mb for s in report.stages if s.phase in ("full", "incremental", "unchanged", "reference"))
     # Largest single child (dbt) and this process, exact, as the kernel counted them.
@@ -386,6 +460,7 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
         "incremental_vs_full_cpu": round(cpu("incremental") / cpu("full"), 3) if cpu("full") else None,
         "full_landing_contract_checked": _checked(contract("full")),
         "incremental_landing_contract_checked": _checked(contract("incremental")),
+        **s3,
         "production_cli_seconds": cli or None,
         "production_airflow_seconds": airflow,
         "production_airflow_vs_cli": round(airflow / cli, 2) if airflow and cli else None,
@@ -428,6 +503,12 @@ def format_report(report: BenchReport) -> str:
             lines.append(f"| {k} | {v} |")
     for k, ok in report.summary.get("targets", {}).items():
         lines.append(f"| target: {k} | {'met' if ok else 'MISSED'} |")
+    for phase, seen in report.s3.items():
+        if phase.startswith("s3 "):
+            differ = ", ".join(seen["marts_differing_from_local"]) or "none"
+            lines.append(
+                f"| {phase}: objects in the bucket | {seen['objects']}; marts differing from local: {differ} |"
+            )
     for phase, rows in report.dbt_profile.items():
         lines += ["", f"dbt profile ({phase}):", "", "| node | seconds |", "|---|---:|"]
         lines += [f"| {r['node']} | {r['seconds']:.2f} |" for r in rows]
