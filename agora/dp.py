@@ -34,6 +34,7 @@ from typing import Any
 
 import fsspec
 
+from agora import locks
 from agora.config import TEAM_PLATFORMS, AgoraConfig, DifferentialPrivacy
 
 log = logging.getLogger("agora.dp")
@@ -176,11 +177,17 @@ def read_ledger(cfg: AgoraConfig) -> list[dict[str, Any]]:
 
 
 def _append_ledger(cfg: AgoraConfig, entry: dict[str, Any]) -> None:
-    """Existing lines kept verbatim, the file replaced atomically (any fsspec store)."""
-    old = _read_text(ledger_url(cfg)) or ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    _write_text(ledger_url(cfg), old + json.dumps(entry, sort_keys=True) + "\n")
+    """Existing lines kept verbatim, the file replaced atomically (any fsspec store).
+
+    Read-modify-written under the ``dp`` lock (agora.locks), so two writers never drop
+    each other's lines; on an object store the lease is checked before the write.
+    """
+    with locks.hold(cfg.path("state"), locks.DP) as lock:
+        old = _read_text(ledger_url(cfg)) or ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        locks.ensure_held(lock)
+        _write_text(ledger_url(cfg), old + json.dumps(entry, sort_keys=True) + "\n")
 
 
 def released(cfg: AgoraConfig) -> dict[date, dict[str, Any]]:
@@ -211,6 +218,11 @@ def _ledger_entry(rec: dict[str, Any]) -> dict[str, Any]:
 
 def reconcile(cfg: AgoraConfig) -> int:
     """Ledger lines for released months that lack one (a crash between the two writes)."""
+    with locks.hold(cfg.path("state"), locks.DP):
+        return _reconcile_locked(cfg)
+
+
+def _reconcile_locked(cfg: AgoraConfig) -> int:
     months = {e["month"] for e in read_ledger(cfg) if e.get("event") == "release"}
     added = 0
     for rec in released(cfg).values():
@@ -363,8 +375,17 @@ def release_due(cfg: AgoraConfig, as_of: datetime | None = None) -> ReleaseResul
             f"{dp_cfg.max_contributions_per_account}: rebuild (agora build) before releasing"
         )
     counts = {(p, m if isinstance(m, date) else date.fromisoformat(str(m)), k): int(v) for p, m, k, v, _ in rows}
+    # One release at a time: the ledger read below must still be the ledger when this run
+    # appends, or two runs would both draw (and spend the budget of) the same month.
+    with locks.hold(cfg.path("state"), locks.DP) as lock:
+        return _release_locked(cfg, dp_cfg, counts, now, lock)
+
+
+def _release_locked(
+    cfg: AgoraConfig, dp_cfg: DifferentialPrivacy, counts: dict, now: datetime, lock: Any
+) -> ReleaseResult:
     result = ReleaseResult(enabled=True)
-    reconcile(cfg)
+    _reconcile_locked(cfg)
     done = set(released(cfg))
     ledger = read_ledger(cfg)
     refused_before = {date.fromisoformat(e["month"]) for e in ledger if e.get("event") == "refused"}
@@ -401,6 +422,7 @@ def release_due(cfg: AgoraConfig, as_of: datetime | None = None) -> ReleaseResul
             continue
         rec = draw_month(plan, month, platforms, counts, now)
         # Values first, then the ledger: a crash in between is repaired by reconcile(), never redrawn.
+        locks.ensure_held(lock)
         _write_text(_release_url(cfg, month), json.dumps(rec, indent=1, sort_keys=True))
         entry = _ledger_entry(rec)
         _append_ledger(cfg, entry)

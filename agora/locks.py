@@ -9,6 +9,11 @@ Two locks matter (docs/privacy.md, "What each guarantee rests on"):
   erasure cannot be undone by an extract that started before it.
 - ``privacy`` serialises privacy runs (apply, purge, completion), so the audit log and the
   journal are never read-modified-written by two processes at once.
+- ``dp`` serialises differential-privacy releases: the budget ledger is read, checked and
+  appended by one run at a time, so no line is lost and no month is drawn (spent) twice.
+- ``landing-contract`` serialises landing-contract runs: the ledger of checked files is
+  read at the start and written at the end of one run at a time, and no two runs
+  quarantine the same file.
 
 Where the lock lives follows ``paths.state``:
 
@@ -48,6 +53,8 @@ log = logging.getLogger("agora.locks")
 
 LANDING = "landing"
 PRIVACY = "privacy"
+DP = "dp"
+LANDING_CONTRACT = "landing-contract"
 
 
 class LockTimeout(RuntimeError):

@@ -70,6 +70,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from agora import locks
 from agora.config import PLATFORMS, TEAM_PLATFORMS, AgoraConfig
 from agora.envelope import ENVELOPE_SCHEMA, RECORD_TYPES, TEAM_TEXT_FIELDS
 from agora.landing import landing_file_fingerprints, read_state, write_state
@@ -565,7 +566,14 @@ def validate_landing(cfg: AgoraConfig, *, full: bool = False) -> ContractResult:
     """Check the landing files new or changed since the last pass (every file with `full`).
 
     Offending files are quarantined and ContractFailed is raised; see the module doc.
+    Runs under the ``landing-contract`` lock (agora.locks): a concurrent run waits, then
+    reads the ledger this one wrote, so no entry is lost and no file is quarantined twice.
     """
+    with locks.hold(cfg.path("state"), locks.LANDING_CONTRACT) as lock:
+        return _validate_locked(cfg, full=full, lock=lock)
+
+
+def _validate_locked(cfg: AgoraConfig, *, full: bool, lock: Any) -> ContractResult:
     started = time.monotonic()
     root = cfg.path("landing")
     fs, root_path = fsspec.core.url_to_fs(root)
@@ -576,7 +584,7 @@ def validate_landing(cfg: AgoraConfig, *, full: bool = False) -> ContractResult:
     result = ContractResult(suite="landing", files_unchanged=len(listed) - len(todo))
     if not todo:
         if set(ledger) != set(listed):  # files removed since: forget them
-            _save_ledger(cfg, {rel: fp for rel, (_, fp) in listed.items()})
+            _save_ledger(cfg, {rel: fp for rel, (_, fp) in listed.items()}, lock)
         result.seconds = time.monotonic() - started
         log.info("%s", result.summary())
         return result
@@ -604,10 +612,10 @@ def validate_landing(cfg: AgoraConfig, *, full: bool = False) -> ContractResult:
         gone = {by_url[u].rel for u in problems}
         kept = {rel: fp for rel, fp in ledger.items() if rel not in gone and listed.get(rel, (None, None))[1] == fp}
         if kept != ledger:
-            _save_ledger(cfg, kept)
+            _save_ledger(cfg, kept, lock)
         log.error("%s", result.summary())
         raise ContractFailed(result)
-    _save_ledger(cfg, {rel: fp for rel, (_, fp) in listed.items()})
+    _save_ledger(cfg, {rel: fp for rel, (_, fp) in listed.items()}, lock)
     log.info("%s", result.summary())
     return result
 
@@ -621,7 +629,8 @@ def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if _is_local(fs) else fs.unstrip_protocol(path)
 
 
-def _save_ledger(cfg: AgoraConfig, files: dict[str, str]) -> None:
+def _save_ledger(cfg: AgoraConfig, files: dict[str, str], lock: Any) -> None:
+    locks.ensure_held(lock)  # an object-store lease lost meanwhile: another run may own the ledger now
     write_state(cfg.path("state"), LEDGER, {"files": files})
 
 

@@ -337,6 +337,39 @@ def test_a_second_run_checks_no_old_file(community):
     assert (full.files_checked, full.files_unchanged, full.rows_checked) == (4, 0, 22)
 
 
+def test_concurrent_contract_runs_check_each_file_once_and_lose_no_ledger_entry(community, workdir):
+    """Two processes each land a file of their own and run the contract at the same time.
+
+    Under the ``landing-contract`` lock they take turns: the second reads the ledger the
+    first wrote, so every file is checked exactly once and every file ends in the ledger.
+    """
+    import multiprocessing
+
+    cfg, landing, quarantine = community
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Barrier(2), ctx.Queue()
+    cfg_path = str(workdir / "agora.yml")
+    procs = [ctx.Process(target=_land_and_validate, args=(cfg_path, run, start, out)) for run in range(2)]
+    for p in procs:
+        p.start()
+    checked = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0], checked
+    files = {p.relative_to(landing).as_posix() for p in landing.rglob("*.parquet")}
+    assert len(files) == 5 and sum(checked) == 5  # 3 of the fixture + 1 per process, each checked once
+    assert set(ledger(cfg)) == files
+    assert validate_landing(cfg).files_checked == 0 and not quarantine.exists()
+
+
+def _land_and_validate(cfg_path: str, run: int, start, out) -> None:
+    cfg = load_config(cfg_path)
+    start.wait(120)
+    at = datetime(2025, 2, 20 + run, 8, tzinfo=UTC)
+    write_landing([row(f"p{run}", at)], cfg.path("landing"), "forum", f"proc{run}")
+    out.put(validate_landing(cfg).files_checked)
+
+
 def test_cli_validate_landing_full_rechecks_every_file(community):
     from typer.testing import CliRunner
 

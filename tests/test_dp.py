@@ -343,6 +343,37 @@ def test_the_ledger_refuses_a_release_past_the_cap(community, tmp_path):
     assert "refused" in result.output and "0.4000 of cap 0.5" in result.output
 
 
+def test_concurrent_releases_draw_each_month_once_and_lose_no_ledger_line(community):
+    """Four releases of the same due months at once: the ``dp`` lock makes them take turns,
+    so each month is drawn (and its budget spent) once, and every ledger line survives."""
+    import threading
+
+    cfg = load_config(_config(community["root"], "state-race", **DP_BLOCK))
+    start = threading.Barrier(4)
+    results, errors = [], []
+
+    def run():
+        start.wait(60)
+        try:
+            results.append(pipeline.release(cfg, as_of=FIRST_RELEASE))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors and len(results) == 4
+    due = [f"{m:%Y-%m}" for m in MONTHS[:5]]
+    assert sorted(m for r in results for m in r["released"]) == due  # each month by exactly one run
+    ledger = dp.read_ledger(cfg)
+    assert sorted(e["month"][:7] for e in ledger) == due and all(e["event"] == "release" for e in ledger)
+    assert sum(e["rho"] for e in ledger) <= 5 * DP_BLOCK["rho_per_month"] + 1e-9
+    assert sorted(f"{m:%Y-%m}" for m in dp.released(cfg)) == due
+    assert not list((community["root"] / "data" / "state-race").rglob("*.tmp"))
+
+
 def _app():
     from agora.cli import app
 
