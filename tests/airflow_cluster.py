@@ -168,8 +168,22 @@ class Api:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=500)["task_instances"]
 
 
-def states(tis: list[dict]) -> dict[str, str]:
-    return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in tis}
+def failures(api: Api, dag_id: str, run_id: str, lines: int = 40) -> str:
+    """The tasks of a run that did not succeed, each with the end of its log: what a failed assertion shows."""
+    out = []
+    for t in api.task_instances(dag_id, run_id):
+        if t["state"] in ("success", "skipped"):
+            continue
+        out.append(f"--- {t['task_id']}[{t['map_index']}] {t['state']} (try {t['try_number']}) on {t.get('hostname')}")
+        if t["try_number"]:
+            path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{t['task_id']}/logs/{t['try_number']}"
+            try:
+                log = api.get(path, map_index=t["map_index"], full_content="true")
+                text = "\n".join(str(e.get("event", e)) if isinstance(e, dict) else str(e) for e in log["content"])
+            except Exception as e:  # noqa: BLE001 - the diagnosis must not hide the failure
+                text = f"(log unavailable: {e})"
+            out.append("\n".join(text.splitlines()[-lines:]))
+    return "\n".join(out) or "(every task succeeded)"
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float, procs: Processes, every: float = 2.0) -> Any:

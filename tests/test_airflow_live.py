@@ -30,7 +30,7 @@ from agora.airflow_local import airflow_env, ensure_metadata
 from agora.demo import start_demo
 from agora.publish_pg import provision
 from agora.warehouse import parse
-from tests.airflow_cluster import Api, Processes, free_port, states, wait
+from tests.airflow_cluster import Api, Processes, failures, free_port, wait
 
 PUBLISHER_PASSWORD = "publisher-live-test"
 READER_PASSWORD = "reader-live-test"
@@ -42,10 +42,6 @@ PROCESSES = {
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
 RUN_TIMEOUT = 900  # seconds per DAG run; one dbt build, then ~65 sensors one by one in the warehouse pool
-
-
-def _task_states(api: Api, dag_id: str, run_id: str) -> dict[str, str]:
-    return states(api.task_instances(dag_id, run_id))
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +158,7 @@ def test_ingest_via_rest_api_triggers_transform_by_asset_and_publishes_to_postgr
         api.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
     state = wait("agora_ingest", lambda: api.finished_run("agora_ingest", run_id), RUN_TIMEOUT, procs)["state"]
-    assert state == "success", _task_states(api, "agora_ingest", run_id)
+    assert state == "success", failures(api, "agora_ingest", run_id)
     timings["ingest_done"] = time.monotonic() - live["t0"]
 
     run = wait(
@@ -171,7 +167,7 @@ def test_ingest_via_rest_api_triggers_transform_by_asset_and_publishes_to_postgr
         RUN_TIMEOUT,
         procs,
     )
-    assert run["state"] == "success", _task_states(api, "agora_transform", run["dag_run_id"])
+    assert run["state"] == "success", failures(api, "agora_transform", run["dag_run_id"])
     assert run["run_type"] == "asset_triggered"
     timings["transform_done"] = time.monotonic() - live["t0"]
     manual = [r for r in api.get("/dags/agora_transform/dagRuns")["dag_runs"] if r["run_type"] == "manual"]

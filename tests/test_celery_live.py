@@ -29,7 +29,7 @@ import yaml
 
 from agora.demo import start_demo
 from agora.warehouse import parse
-from tests.airflow_cluster import Api, Processes, free_port, states, wait
+from tests.airflow_cluster import Api, Processes, failures, free_port, wait
 from tests.postgres import PASSWORD as PG_SUPERUSER_PASSWORD
 from tests.redis_server import start_redis
 from tests.s3 import all_objects, moto_server
@@ -305,7 +305,7 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
 
     ingest = wait("agora_ingest", lambda: api.finished_run("agora_ingest", run_id), RUN_TIMEOUT, procs)
     tis = {"agora_ingest": api.task_instances("agora_ingest", run_id)}
-    assert ingest["state"] == "success", states(tis["agora_ingest"])
+    assert ingest["state"] == "success", failures(api, "agora_ingest", run_id)
     transform = wait(
         "agora_transform started by our ingest's Asset event",
         lambda: api.run_started_by("agora_transform", "agora_ingest", run_id),
@@ -313,7 +313,7 @@ def test_two_celery_workers_run_ingest_and_the_asset_triggered_transform(cluster
         procs,
     )
     tis["agora_transform"] = api.task_instances("agora_transform", transform["dag_run_id"])
-    assert transform["state"] == "success", states(tis["agora_transform"])
+    assert transform["state"] == "success", failures(api, "agora_transform", transform["dag_run_id"])
     assert transform["run_type"] == "asset_triggered"
 
     # Both workers ran tasks: the hostname each reported, and the pid inside that worker's tree.
