@@ -44,7 +44,7 @@ def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs_of(url)
 
 
-def _atomic_write_table(table: pa.Table, url: str) -> None:
+def atomic_write_table(table: pa.Table, url: str) -> None:
     write_with(url, lambda f: pq.write_table(table, f, compression="zstd"))
 
 
@@ -69,7 +69,7 @@ def write_landing(
     for day in sorted(by_day):
         url = posixpath.join(base, f"dt={day}", f"{run_id}.parquet")
         table = pa.Table.from_pylist(by_day[day], schema=schema)
-        _atomic_write_table(table.sort_by([("occurred_at", "ascending"), ("record_id", "ascending")]), url)
+        atomic_write_table(table.sort_by([("occurred_at", "ascending"), ("record_id", "ascending")]), url)
         written.append(url)
     _remove_stale(base, run_id, {posixpath.join(base, f"dt={d}") for d in by_day})
     return written
@@ -178,7 +178,7 @@ def write_quarantine(
         # connector did) must not leave the old run's rejects claiming otherwise.
         remove(url)
         return None
-    _atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), url)
+    atomic_write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), url)
     return url
 
 

@@ -362,9 +362,9 @@ def test_erasure_rebuilds_the_postgres_warehouse_and_republishes(pg_run, postgre
     monkeypatch.setenv("WAREHOUSE_SECRET", WAREHOUSE_PASSWORD)
     monkeypatch.setenv("AGORA_SERVING_PASSWORD", PUBLISHER_PASSWORD)
     erased = actor("discourse", ERASED_ID)
-    with privacy._pg_warehouse(cfg) as conn:
-        assert privacy._pg_rows_mentioning(conn, {erased}) >= 2  # landing.events and staging
-        assert privacy._pg_staging_counts(conn, {erased})[erased] >= 2
+    with privacy.pg_warehouse(cfg) as conn:
+        assert privacy.pg_rows_mentioning(conn, {erased}) >= 2  # landing.events and staging
+        assert privacy.pg_staging_counts(conn, {erased})[erased] >= 2
     databases = {
         name: postgres.data_dir
         / "base"
@@ -381,12 +381,12 @@ def test_erasure_rebuilds_the_postgres_warehouse_and_republishes(pg_run, postgre
     done = result.completion
     assert done is not None and done.rebuilt and done.requests_completed == 1
     assert done.rows_removed["landing"] == 2 and done.rows_removed["warehouse"] >= 2
-    with privacy._pg_warehouse(cfg) as conn:
-        assert privacy._pg_rows_mentioning(conn, {erased}) == 0
+    with privacy.pg_warehouse(cfg) as conn:
+        assert privacy.pg_rows_mentioning(conn, {erased}) == 0
         with conn.cursor() as cur:
             cur.execute("select count(*) from landing.events where source = 'forum_probe'")
             assert cur.fetchone()[0] == 1  # the other member's reply stays
-    assert privacy._serving_rows_mentioning(cfg, {erased}) == 0
+    assert privacy.serving_rows_mentioning(cfg, {erased}) == 0
     assert not (cfg.resolve("data/warehouse") / "agora.duckdb").exists()
     (entry,) = [e for e in privacy.read_audit(cfg) if e.get("event") == "request"]
     assert entry["status"] == "completed" and ERASED_ID not in json.dumps(entry)

@@ -1,4 +1,4 @@
-"""Opt-out, erasure, retention and the audit log (agora/privacy.py), through real parts.
+"""Opt-out, erasure, retention and the audit log (agora/privacy/), through real parts.
 
 Handles are resolved over real HTTP against `ReplayServer`; landing files are written by
 the real extract; the end-to-end erasure runs dbt, the contracts and publish for real and
@@ -309,7 +309,7 @@ def _column(cfg, name: str, root: str = "landing") -> list:
 
     out = []
     fs, _ = fsspec.core.url_to_fs(cfg.path(root))
-    for f in privacy._parquet_files(cfg.path(root)):
+    for f in privacy.parquet_files(cfg.path(root)):
         with fs.open(f, "rb") as fh:
             t = pq.read_table(fh)
         if name in t.column_names:
@@ -533,9 +533,9 @@ def erased_run(tmp_path_factory):
         gone = _p("discourse", ERASED)
         out["landing_actor_rows"] = _column(cfg, "actor").count(gone)
         out["landing_parent_rows"] = _column(cfg, "parent_actor").count(gone)
-        out["staging_rows"] = privacy._staging_counts(warehouse_path(cfg), {gone})[gone]
-        out["warehouse_mentions_before"] = privacy._rows_mentioning(warehouse_path(cfg), {gone})
-        out["serving_mentions_before"] = privacy._rows_mentioning(str(serving_path(cfg)), {gone})
+        out["staging_rows"] = privacy.staging_counts(warehouse_path(cfg), {gone})[gone]
+        out["warehouse_mentions_before"] = privacy.rows_mentioning(warehouse_path(cfg), {gone})
+        out["serving_mentions_before"] = privacy.rows_mentioning(str(serving_path(cfg)), {gone})
         out["serving_before"] = os.stat(serving_path(cfg)).st_ino
         out["other_rows_before"] = sorted(
             r for r in zip(_column(cfg, "record_id"), _column(cfg, "actor"), strict=True) if r[1] != gone
@@ -577,8 +577,8 @@ def test_erasure_removes_the_person_from_every_layer_in_one_run(erased_run):
     # Warehouse (a fresh file) and serving: not in any text column of any table.
     assert erased_run["warehouse_mentions_before"] > 0  # the search does find them when they are there
     assert erased_run["serving_mentions_before"] == 0  # serving never held a pseudonym
-    assert privacy._rows_mentioning(erased_run["warehouse_path"], {gone}) == 0
-    assert privacy._rows_mentioning(str(erased_run["serving_path"]), {gone}) == 0
+    assert privacy.rows_mentioning(erased_run["warehouse_path"], {gone}) == 0
+    assert privacy.rows_mentioning(str(erased_run["serving_path"]), {gone}) == 0
     assert erased_run["serving_after"] != erased_run["serving_before"]  # republished
     # Everyone else's records are still there (bar the purged partition).
     purged_day = {r for r in erased_run["other_rows_before"] if r[0] == "900"}  # topic 101, 2024-11-20
@@ -695,8 +695,8 @@ def erasure_race(cfg, server: GatedServer, workdir: Path) -> dict:
     pipeline.build(cfg)
     from agora.warehouse import warehouse_path
 
-    out["staging_after"] = privacy._staging_counts(warehouse_path(cfg), {gone})[gone]
-    out["warehouse_after"] = privacy._rows_mentioning(warehouse_path(cfg), {gone})
+    out["staging_after"] = privacy.staging_counts(warehouse_path(cfg), {gone})[gone]
+    out["warehouse_after"] = privacy.rows_mentioning(warehouse_path(cfg), {gone})
     out["audit"] = privacy.read_audit(cfg)
     return out
 
@@ -872,4 +872,4 @@ def test_an_erasure_reaches_quarantined_rejects(workdir):
 
 
 def _table_rows(root: str) -> list[dict]:
-    return [r for f in privacy._parquet_files(root) for r in pq.read_table(f).to_pylist()]
+    return [r for f in privacy.parquet_files(root) for r in pq.read_table(f).to_pylist()]

@@ -107,9 +107,7 @@ def test_find_personal_data_lets_ordinary_team_text_through(text):
 def test_team_text_naming_someone_is_rejected_at_the_edge_with_file_and_line(workdir, source_type, kind):
     cfg, where, good = _team_source(workdir, source_type, kind)
     summary = run_extract(cfg, "team", None, "2025-12-31T00:00:00Z")
-    reasons = [
-        r for f in privacy._parquet_files(cfg.path("quarantine")) for r in pq.read_table(f)["reason"].to_pylist()
-    ]
+    reasons = [r for f in privacy.parquet_files(cfg.path("quarantine")) for r in pq.read_table(f)["reason"].to_pylist()]
     assert summary.quarantined == 1 and summary.landed == good
     assert len(reasons) == 1 and reasons[0].startswith(where)
     assert {"email": "e-mail", "phone": "phone", "handle": "handle"}[kind] in reasons[0]
