@@ -49,38 +49,11 @@ member_first_months as (
 ),
 
 first_months as (
-    select
-        member_first_months.platform,
-        member_first_months.member_key,
-        member_first_months.first_month
-    from member_first_months
-
-    union all
-
-    select
-        'all' as platform,
-        member_first_months.platform || ':' || member_first_months.member_key as member_key,
-        member_first_months.first_month
-    from member_first_months
+    {{ all_rollup('member_first_months', ['member_first_months.first_month'], key='member_key') }}
 ),
 
 active_with_rollup as (
-    select
-        active.platform,
-        active.member_key,
-        active.activity_month,
-        active.contributions
-    from active
-
-    union all
-
-    select
-        'all' as platform,
-        -- Pseudonyms differ per platform anyway; the prefix says so explicitly.
-        active.platform || ':' || active.member_key as member_key,
-        active.activity_month,
-        active.contributions
-    from active
+    {{ all_rollup('active', ['active.activity_month', 'active.contributions'], key='member_key') }}
 ),
 
 ranked as (

@@ -74,22 +74,17 @@ pairs as (
     where contributions.parent_actor <> contributions.actor
 ),
 
+pair_rows as (
+    {{ all_rollup('pairs', ['pairs.posted_month']) }}
+),
+
 pairs_with_rollup as (
     select
-        pairs.platform,
-        pairs.posted_month,
+        pair_rows.platform,
+        pair_rows.posted_month,
         count(*) as member_pairs
-    from pairs
-    group by pairs.platform, pairs.posted_month
-
-    union all
-
-    select
-        'all' as platform,
-        pairs.posted_month,
-        count(*) as member_pairs
-    from pairs
-    group by pairs.posted_month
+    from pair_rows
+    group by pair_rows.platform, pair_rows.posted_month
 ),
 
 active_monthly as (
@@ -99,22 +94,17 @@ active_monthly as (
         on active_monthly.activity_month = recomputed_months.month
 ),
 
+active_rows as (
+    {{ all_rollup('active_monthly', ['active_monthly.activity_month']) }}
+),
+
 active as (
     select
-        active_monthly.platform,
-        active_monthly.activity_month,
+        active_rows.platform,
+        active_rows.activity_month,
         count(*) as active_members
-    from active_monthly
-    group by active_monthly.platform, active_monthly.activity_month
-
-    union all
-
-    select
-        'all' as platform,
-        active_monthly.activity_month,
-        count(*) as active_members
-    from active_monthly
-    group by active_monthly.activity_month
+    from active_rows
+    group by active_rows.platform, active_rows.activity_month
 ),
 
 final as (

@@ -33,14 +33,7 @@ newcomers as (
 ),
 
 newcomers_with_rollup as (
-    select * from newcomers
-    union all
-    select
-        'all' as platform,
-        newcomers.member_key,
-        newcomers.first_month,
-        newcomers.returned_within_30_days
-    from newcomers
+    {{ all_rollup('newcomers', ['newcomers.first_month', 'newcomers.returned_within_30_days'], key='member_key') }}
 ),
 
 monthly as (

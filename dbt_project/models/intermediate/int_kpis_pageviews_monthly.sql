@@ -11,13 +11,7 @@ pageviews as (
 ),
 
 pageviews_with_rollup as (
-    select * from pageviews
-    union all
-    select
-        'all' as platform,
-        pageviews.month,
-        pageviews.page_views
-    from pageviews
+    {{ all_rollup('pageviews', ['pageviews.month', 'pageviews.page_views']) }}
 ),
 
 final as (

@@ -49,13 +49,7 @@ threads as (
 ),
 
 threads_with_rollup as (
-    select * from threads
-    union all
-    select
-        'all' as platform,
-        threads.opened_month,
-        threads.hours_to_first_response
-    from threads
+    {{ all_rollup('threads', ['threads.opened_month', 'threads.hours_to_first_response']) }}
 ),
 
 monthly as (

@@ -40,19 +40,16 @@ bounds as (
     {%- endif %}
 ),
 
+bound_rows as (
+    {{ all_rollup('bounds', ['bounds.first_month']) }}
+),
+
 platform_starts as (
     select
-        bounds.platform,
-        min(bounds.first_month) as first_month
-    from bounds
-    group by bounds.platform
-
-    union all
-
-    select
-        'all' as platform,
-        min(bounds.first_month) as first_month
-    from bounds
+        bound_rows.platform,
+        min(bound_rows.first_month) as first_month
+    from bound_rows
+    group by bound_rows.platform
 ),
 
 last_month as (

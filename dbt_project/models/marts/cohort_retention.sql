@@ -7,37 +7,20 @@ months as (
     select * from {{ ref('int_platform_months') }}
 ),
 
+first_contributions as (
+    select * from {{ ref('int_members_first_contributions') }}
+),
+
+active_monthly as (
+    select * from {{ ref('int_members_active_monthly') }}
+),
+
 newcomers as (
-    select
-        first_contributions.platform,
-        first_contributions.member_key,
-        first_contributions.first_month
-    from {{ ref('int_members_first_contributions') }} as first_contributions
-
-    union all
-
-    select
-        'all' as platform,
-        -- Pseudonyms differ per platform anyway; the prefix says so explicitly.
-        first_contributions.platform || ':' || first_contributions.member_key as member_key,
-        first_contributions.first_month
-    from {{ ref('int_members_first_contributions') }} as first_contributions
+    {{ all_rollup('first_contributions', ['first_contributions.first_month'], key='member_key') }}
 ),
 
 active as (
-    select
-        active_monthly.platform,
-        active_monthly.member_key,
-        active_monthly.activity_month
-    from {{ ref('int_members_active_monthly') }} as active_monthly
-
-    union all
-
-    select
-        'all' as platform,
-        active_monthly.platform || ':' || active_monthly.member_key as member_key,
-        active_monthly.activity_month
-    from {{ ref('int_members_active_monthly') }} as active_monthly
+    {{ all_rollup('active_monthly', ['active_monthly.activity_month'], key='member_key') }}
 ),
 
 cohorts as (

@@ -17,7 +17,7 @@ items as (
     where feedback_items.received_at is not null
 ),
 
-items_with_rollup as (
+items_by_month as (
     select
         items.channel,
         cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
@@ -26,17 +26,15 @@ items_with_rollup as (
         cast({{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} as {{ type_double() }})  -- noqa: LT05
         / 86400 as days_to_action
     from items
+),
 
-    union all
-
-    select
-        'all' as channel,
-        cast({{ dbt.date_trunc('month', 'items.received_at') }} as date) as month,
-        items.acted_at,
-        items.responded_at,
-        cast({{ dbt.datediff('items.received_at', 'items.acted_at', 'second') }} as {{ type_double() }})  -- noqa: LT05
-        / 86400 as days_to_action
-    from items
+items_with_rollup as (
+    {{ all_rollup(
+        'items_by_month',
+        ['items_by_month.month', 'items_by_month.acted_at', 'items_by_month.responded_at',
+         'items_by_month.days_to_action'],
+        dimension='channel',
+    ) }}
 ),
 
 monthly as (
