@@ -27,38 +27,8 @@ activity as (
     group by active.platform, active.activity_month
 ),
 
-history as (
-    select
-        active.platform,
-        active.activity_month as month,
-        first_contributions.first_month,
-        previous.member_key is not null as was_active_before
-    from active
-    left join active as previous
-        on
-            active.platform = previous.platform
-            and active.member_key = previous.member_key
-            and previous.activity_month = {{ dbt.dateadd('month', -1, 'active.activity_month') }}
-    left join first_contributions
-        on
-            active.platform = first_contributions.platform
-            and active.member_key = first_contributions.member_key
-),
-
-returning_members as (
-    select
-        history.platform,
-        history.month,
-        sum(case when history.was_active_before then 1 else 0 end) as retained_members,
-        sum(case
-            when
-                not history.was_active_before
-                and history.first_month < {{ dbt.dateadd('month', -1, 'history.month') }}
-                then 1
-            else 0
-        end) as reactivated_members
-    from history
-    group by history.platform, history.month
+returning_counts as (
+    {{ returning_members('active', 'first_contributions') }}
 ),
 
 newcomers as (
@@ -87,18 +57,18 @@ counts as (
     from activity
     union all
     select
-        returning_members.platform,
-        returning_members.month,
+        returning_counts.platform,
+        returning_counts.activity_month as month,
         'retained_members' as kpi,
-        returning_members.retained_members as value
-    from returning_members
+        returning_counts.retained_members as value
+    from returning_counts
     union all
     select
-        returning_members.platform,
-        returning_members.month,
+        returning_counts.platform,
+        returning_counts.activity_month as month,
         'reactivated_members' as kpi,
-        returning_members.reactivated_members as value
-    from returning_members
+        returning_counts.reactivated_members as value
+    from returning_counts
     union all
     select
         newcomers.platform,

@@ -101,30 +101,6 @@ concentration as (
     group by ranked.platform, ranked.activity_month
 ),
 
-history as (
-    -- Each member-month with whether the member was active the month before and the
-    -- month of their first contribution: a join with one month, not a window over every
-    -- earlier month.
-    select
-        active_with_rollup.platform,
-        active_with_rollup.activity_month,
-        first_months.first_month,
-        previous.member_key is not null as was_active_before
-    from active_with_rollup
-    left join active_with_rollup as previous
-        on
-            active_with_rollup.platform = previous.platform
-            and active_with_rollup.member_key = previous.member_key
-            and previous.activity_month = {{ dbt.dateadd('month', -1, 'active_with_rollup.activity_month') }}
-    left join first_months
-        on
-            active_with_rollup.platform = first_months.platform
-            and active_with_rollup.member_key = first_months.member_key
-    {%- if since %}
-    where active_with_rollup.activity_month >= cast('{{ since }}' as date)
-    {%- endif %}
-),
-
 monthly as (
     select
         months.month,
@@ -140,19 +116,9 @@ monthly as (
 ),
 
 returning_history as (
-    select
-        history.platform,
-        history.activity_month,
-        sum(case when history.was_active_before then 1 else 0 end) as retained_members,
-        sum(case
-            when
-                not history.was_active_before
-                and history.first_month < {{ dbt.dateadd('month', -1, 'history.activity_month') }}
-                then 1
-            else 0
-        end) as reactivated_members
-    from history
-    group by history.platform, history.activity_month
+    -- Each member-month joined with the month before and the member's first month: a join
+    -- with one month, not a window over every earlier month.
+    {{ returning_members('active_with_rollup', 'first_months', since) }}
 ),
 
 with_previous as (
