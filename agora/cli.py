@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agora.config import TEAM_PLATFORMS, ConfigError, load_config
+from agora.progress import progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console()
@@ -82,7 +83,7 @@ def extract(
         raise typer.Exit(2) from None
     t0 = time.perf_counter()
     try:
-        with console.status(f"extracting {source} …"):
+        with progress(console, f"extracting {source} …"):
             s = run_extract(cfg, source, since_dt, until_dt)
     except Exception as e:  # noqa: BLE001 - report any failure as one readable line
         raise _fail(f"extract {source}", e) from None
@@ -112,7 +113,8 @@ def validate(
         err.print("error: validate takes 'landing' or 'marts'")
         raise typer.Exit(2)
     try:
-        res = pipeline.validate_landing(cfg, full=full) if what == "landing" else pipeline.validate_marts(cfg)
+        with progress(console, f"{what} contract …"):
+            res = pipeline.validate_landing(cfg, full=full) if what == "landing" else pipeline.validate_marts(cfg)
     except Exception as e:  # noqa: BLE001
         raise _fail(f"{what} contract", e) from None
     console.print(f"[green]{what} contract passed[/] {json.dumps(res, default=str)}")
@@ -128,7 +130,7 @@ def build(
 
     cfg = _config(config)
     try:
-        with console.status("dbt build …"):
+        with progress(console, "dbt build …"):
             res = pipeline.build(cfg, full_refresh=full_refresh)
     except Exception as e:  # noqa: BLE001
         raise _fail("dbt build", e) from None
@@ -142,9 +144,12 @@ def publish(config: Optional[Path] = ConfigOpt) -> None:
 
     cfg = _config(config)
     try:
-        pipeline.validate_marts(cfg)
-        pipeline.release(cfg)  # differential privacy only: draws the months now due, once
-        res = pipeline.publish(cfg)
+        with progress(console, "mart contract …") as p:
+            pipeline.validate_marts(cfg)
+            p.update("differential-privacy release …", force=True)
+            pipeline.release(cfg)  # differential privacy only: draws the months now due, once
+            p.update("publishing the marts …", force=True)
+            res = pipeline.publish(cfg)
     except Exception as e:  # noqa: BLE001
         raise _fail("publish", e) from None
     console.print(f"[green]published[/] {json.dumps(res, default=str)}")
@@ -157,18 +162,24 @@ def run(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """The whole pipeline in this process, without Airflow: extract all, contracts, build, publish."""
+    cfg = _config(config)
+    _run_all(cfg, since, until)
+    print_summary(cfg)
+
+
+def _run_all(cfg, since: Optional[str], until: Optional[str]) -> None:
+    """`agora run`'s steps, each shown while it runs and timed when done."""
     from agora import pipeline
 
-    cfg = _config(config)
     try:
         for s in cfg.sources:
-            with console.status(f"extracting {s.name} …"):
+            with progress(console, f"extracting {s.name} …"):
                 r = pipeline.extract(cfg, s.name, since, until)
             console.print(f"  {s.name}: landed {r['landed']}, quarantined {r['quarantined']}, dropped {r['dropped']}")
 
         def around(step: str, run_step):
             t0 = time.perf_counter()
-            with console.status(f"{step} …"):
+            with progress(console, f"{step} …"):
                 result = run_step()
             console.print(f"  {step}: ok ({time.perf_counter() - t0:.1f} s)")
             return result
@@ -176,7 +187,6 @@ def run(
         pipeline.transform(cfg, around=around)
     except Exception as e:  # noqa: BLE001
         raise _fail("run", e) from None
-    print_summary(cfg)
 
 
 @app.command()
@@ -345,22 +355,25 @@ def privacy_budget(config: Optional[Path] = ConfigOpt) -> None:
 def demo(
     seed: int = typer.Option(42, help="Seed of the generated community: same seed, same marts."),
     airflow: bool = typer.Option(True, "--airflow/--no-airflow", help="Run through Airflow's DAGs (default)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Directory for the demo's inputs, landing zone and warehouse (default: data/ in the repo)."
+    ),
 ) -> None:
     """Generate the offline demo community, serve it locally, and run the whole pipeline on it."""
     from agora.demo import start_demo
 
     repo = Path(__file__).resolve().parents[1]
+    data = (data or repo / "data").resolve()
     t0 = time.perf_counter()
-    with console.status("generating the demo community …"):
-        community = start_demo(repo / "data" / "demo", seed=seed, data_dir=repo / "data")
+    with progress(console, "generating the demo community …"):
+        community = start_demo(data / "demo", seed=seed, data_dir=data)
     console.print(f"demo community served at {community.server.url} (seed {seed}); config {community.config_path}")
     try:
         cfg = _config(community.config_path)
         if airflow:
-            _demo_through_airflow(community.config_path, repo)
-        else:
-            run.callback(since=None, until=None, config=community.config_path)  # type: ignore[union-attr]
-            return
+            _demo_through_airflow(community.config_path, data / "logs" / "demo-airflow.log")
+        else:  # the same window the ingest DAG is given
+            _run_all(cfg, community.start.isoformat(), community.end.isoformat())
     except RuntimeError as e:
         raise _fail("demo", e) from None
     finally:
@@ -369,16 +382,14 @@ def demo(
     console.print(f"done in {time.perf_counter() - t0:.0f} s")
 
 
-def _demo_through_airflow(config_path: Path, repo: Path) -> None:
+def _demo_through_airflow(config_path: Path, log_file: Path) -> None:
     from agora.airflow_local import airflow_env, dags_test, ensure_metadata
     from agora.demo import END as DEMO_END
     from agora.demo import START as DEMO_START
-    from agora.progress import progress
 
     env = airflow_env(config_path)
-    log_file = repo / "data" / "logs" / "demo-airflow.log"
     log_file.unlink(missing_ok=True)
-    with console.status("preparing Airflow (SQLite metadata) …"):
+    with progress(console, "preparing Airflow (SQLite metadata) …"):
         ensure_metadata(env)
     logical = DEMO_END.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     conf = {"since": DEMO_START.isoformat(), "until": DEMO_END.isoformat()}
@@ -398,7 +409,7 @@ def _demo_through_airflow(config_path: Path, repo: Path) -> None:
                 on_task=lambda task_id, d=dag_id, p=p: p.update(f"airflow: {d}: {task_id} …"),
             )
         console.print(f"  {dag_id}: success in {time.perf_counter() - t0:.0f} s")
-    console.print(f"  Airflow log: {log_file.relative_to(repo)}; reports: data/reports/")
+    console.print(f"  Airflow log: {log_file}; reports: {log_file.parents[1] / 'reports'}/")
 
 
 def _is_share(line) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agora import locks
+from agora import locks, progress
 from agora.config import TEAM_PLATFORMS, AgoraConfig
 from agora.envelope import RawEvent, Rejected
 from agora.landing import partition_day, read_state, write_landing, write_quarantine, write_state
@@ -116,28 +116,32 @@ def run_extract(
     seen: set[tuple[str, str]] = set()
     privacy_drops: Counter[str] = Counter()
 
-    for item in connector.extract(since, until):
-        if isinstance(item, Rejected):
-            actor = pseudo(item.account_id) if pseudo is not None else None
-            rejects.append((item.reason, item.record_id, item.payload, actor))
-            continue
-        problem = _invalid(item, connector, team)
-        if problem:
-            known = pseudo is not None and not connector.account_problem(item.account_id)
-            rejects.append((problem, str(item.record_id), None, pseudo(item.account_id) if known else None))
-            continue
-        if not team and connector.account_problem(item.parent_account_id):
-            item.parent_account_id = None  # whom it answers is malformed: keep the record, not the link
-        row = _to_row(item, src.name, platform, run_id, extracted_at, connector.version, pseudo, tags_for, team)
-        if row is None:
-            privacy_drops["opt_out"] += 1
-            continue
-        key = (row["record_type"], row["record_id"])
-        if key in seen:  # the same record on two pages: land it once
-            privacy_drops["duplicate_in_run"] += 1
-            continue
-        seen.add(key)
-        rows.append(row)
+    with progress.track_extract(src.name) as tracker:
+        for item in connector.extract(since, until):
+            if isinstance(item, Rejected):
+                actor = pseudo(item.account_id) if pseudo is not None else None
+                rejects.append((item.reason, item.record_id, item.payload, actor))
+                tracker.record(quarantined=True)
+                continue
+            problem = _invalid(item, connector, team)
+            if problem:
+                known = pseudo is not None and not connector.account_problem(item.account_id)
+                rejects.append((problem, str(item.record_id), None, pseudo(item.account_id) if known else None))
+                tracker.record(quarantined=True)
+                continue
+            tracker.record()
+            if not team and connector.account_problem(item.parent_account_id):
+                item.parent_account_id = None  # whom it answers is malformed: keep the record, not the link
+            row = _to_row(item, src.name, platform, run_id, extracted_at, connector.version, pseudo, tags_for, team)
+            if row is None:
+                privacy_drops["opt_out"] += 1
+                continue
+            key = (row["record_type"], row["record_id"])
+            if key in seen:  # the same record on two pages: land it once
+                privacy_drops["duplicate_in_run"] += 1
+                continue
+            seen.add(key)
+            rows.append(row)
 
     with locks.hold(state_root, locks.LANDING) as lock:
         if pseudo is not None:
@@ -160,6 +164,7 @@ def run_extract(
             previous = read_state(state_root, src.name).get("cursor")
             cursor = max(filter(None, [utc(previous), until]))
             write_state(state_root, src.name, {"cursor": cursor.isoformat(), "last_run_id": run_id})
+    tracker.done(summary.landed, len(summary.files))
     log.info(
         "%s: landed %d records in %d files, quarantined %d, dropped %s",
         src.name,

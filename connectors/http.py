@@ -39,6 +39,7 @@ from tenacity import (
 )
 from urllib3 import exceptions as urllib3_errors
 
+from agora import progress
 from connectors.schema import ConfigError
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -73,9 +74,12 @@ class LimitError(HttpError):
 
 
 class RetryableHttpError(HttpError):
-    def __init__(self, message: str, status: int | None = None, wait: float | None = None):
+    """`reason`: why the next attempt waits (shown in the extract's progress)."""
+
+    def __init__(self, message: str, status: int | None = None, wait: float | None = None, reason: str = ""):
         super().__init__(message, status)
         self.wait = wait
+        self.reason = reason or message
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -160,6 +164,7 @@ class HttpClient:
         self.retries = 0
         self.paused_seconds = 0.0
         self._resume_at = 0.0  # time.monotonic() before which no request is sent
+        self._pause_reason = ""
 
     def url(self, path: str) -> str:
         """The absolute URL for `path`; refuses (OriginError, no request) one off the origin."""
@@ -197,14 +202,17 @@ class HttpClient:
         def before_sleep(state: RetryCallState) -> None:
             self.retries += 1
             exc = state.outcome.exception()
+            seconds = state.next_action.sleep if state.next_action else 0
             self.log.warning(
                 "retrying %s in %.1fs (attempt %d/%d): %s",
                 _path_only(self.url(path)),
-                state.next_action.sleep if state.next_action else 0,
+                seconds,
                 state.attempt_number,
                 self.max_retries + 1,
                 exc,
             )
+            why = exc.reason if isinstance(exc, RetryableHttpError) else str(exc)
+            progress.waiting(seconds, f"{why} (retry {state.attempt_number}/{self.max_retries})")
 
         attempt = retry(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -214,9 +222,11 @@ class HttpClient:
             reraise=True,
         )(self._get_once)
         try:
-            return attempt(path, params, want_json)
+            result = attempt(path, params, want_json)
         except RetryableHttpError as e:
             raise HttpError(f"gave up after {self.max_retries + 1} attempts: {e}", e.status) from None
+        progress.page()
+        return result
 
     def pause(self, seconds: float, reason: str) -> None:
         """Send no request for `seconds` (capped at max_wait): the API asked us to back off."""
@@ -224,6 +234,7 @@ class HttpClient:
         if seconds > 0:
             self.log.info("pausing %.1fs before the next request: %s", seconds, reason)
             self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+            self._pause_reason = reason
 
     def rate_limited(self, resp: requests.Response) -> bool:
         """Is this non-429 response a rate limit to wait out? Subclasses add platform signals."""
@@ -236,15 +247,18 @@ class HttpClient:
         delay = self._resume_at - time.monotonic()
         if delay > 0:
             self.paused_seconds += delay
+            progress.waiting(delay, self._pause_reason)
             time.sleep(delay)
         resp = self._fetch(url, params)
         self._log_quota(resp)
         if resp.status_code in RETRY_STATUS or self.rate_limited(resp):
             retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+            wait = retry_after if retry_after is not None else self.rate_limit_wait(resp)  # "0" means now
             raise RetryableHttpError(
                 f"{_path_only(url)}: HTTP {resp.status_code}",
                 resp.status_code,
-                retry_after if retry_after is not None else self.rate_limit_wait(resp),  # "0" means now
+                wait,
+                _wait_reason(resp, retry_after, wait, rate_limit=resp.status_code < 500),
             )
         if resp.status_code >= 400:
             raise HttpError(f"{_path_only(url)}: HTTP {resp.status_code}", resp.status_code)
@@ -276,7 +290,10 @@ class HttpClient:
                 read_body(resp, deadline, self.max_response_bytes, self.name)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 # ChunkedEncodingError: the connection dropped mid-body.
-                raise RetryableHttpError(f"{_path_only(url)}: {type(e).__name__}") from None
+                raise RetryableHttpError(
+                    f"{_path_only(url)}: {type(e).__name__}",
+                    reason=f"network error on {_path_only(url)}: {type(e).__name__}",
+                ) from None
             if resp.status_code not in REDIRECT_STATUS or not resp.headers.get("Location"):
                 return resp
             url, params = urljoin(resp.url, resp.headers["Location"]), None
@@ -304,7 +321,7 @@ class HttpClient:
                 self.log.debug("%s remaining quota: %s", _path_only(resp.url), resp.headers[name])
                 if resp.headers[name] == "0" and resp.status_code < 400:
                     # Quota spent: wait for the reset instead of earning a 403/429 next time.
-                    self.pause(self.rate_limit_wait(resp) or 0, "rate-limit quota exhausted")
+                    self.pause(self.rate_limit_wait(resp) or 0, f"rate-limit quota exhausted ({name}: 0)")
                 return
 
 
@@ -333,6 +350,17 @@ def client_options(source: Any, log: logging.Logger | None = None) -> dict[str, 
         name=source.name,
         log=log,
     )
+
+
+def _wait_reason(resp: requests.Response, retry_after: float | None, wait: float | None, rate_limit: bool) -> str:
+    """Why a retry waits, in words: a rate limit (and which header set the wait) or a server error."""
+    what = "rate limited" if rate_limit else "server error"
+    text = f"{what}: HTTP {resp.status_code} on {urlsplit(resp.url).path}"
+    if retry_after is not None:
+        return f"{text}, Retry-After: {resp.headers.get('Retry-After')}"
+    if wait is not None:
+        return f"{text}, quota resets in {wait:.0f} s"
+    return text
 
 
 def _path_only(url: str) -> str:
