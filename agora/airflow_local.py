@@ -73,7 +73,8 @@ def dags_test(
 ) -> None:
     """Run one DAG run in-process; raise with the log's tail if any task failed.
 
-    `on_task(task_id)` is called as each task starts (read from the run's log)."""
+    `on_task(task)` is called as each task starts (read from the run's log): its task id,
+    with the map index for a mapped task (``extract[3]``)."""
     args = ["dags", "test", dag_id, logical_date]
     if conf:
         args += ["--conf", json.dumps(conf)]
@@ -89,7 +90,7 @@ def dags_test(
         raise RuntimeError(f"DAG {dag_id} failed (full log: {log_file}):\n{failure_summary(run_log)}")
 
 
-_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)(?: map_index=(-?\d+))?")
 
 
 def _airflow_watching(
@@ -113,7 +114,8 @@ def _airflow_watching(
             for line in lines:
                 m = _TASK_START.search(line)
                 if m:
-                    on_task(m.group(1))
+                    mapped = m.group(2) not in (None, "-1")
+                    on_task(f"{m.group(1)}[{m.group(2)}]" if mapped else m.group(1))
             if done:
                 return proc.returncode
             time.sleep(0.5)

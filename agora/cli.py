@@ -371,7 +371,7 @@ def demo(
     try:
         cfg = _config(community.config_path)
         if airflow:
-            _demo_through_airflow(community.config_path, data / "logs" / "demo-airflow.log")
+            _demo_through_airflow(cfg, community.config_path, data / "logs" / "demo-airflow.log")
         else:  # the same window the ingest DAG is given
             _run_all(cfg, community.start.isoformat(), community.end.isoformat())
     except RuntimeError as e:
@@ -382,12 +382,21 @@ def demo(
     console.print(f"done in {time.perf_counter() - t0:.0f} s")
 
 
-def _demo_through_airflow(config_path: Path, log_file: Path) -> None:
+def _task_label(task: str, sources: list[str]) -> str:
+    """`extract[3]` (a mapped task) as `extract <source>`: list_sources maps them in config order."""
+    name, _, index = task.partition("[")
+    if name == "extract" and index.rstrip("]").isdigit() and int(index.rstrip("]")) < len(sources):
+        return f"extract {sources[int(index.rstrip(']'))]}"
+    return task
+
+
+def _demo_through_airflow(cfg, config_path: Path, log_file: Path) -> None:
     from agora.airflow_local import airflow_env, dags_test, ensure_metadata
     from agora.demo import END as DEMO_END
     from agora.demo import START as DEMO_START
 
     env = airflow_env(config_path)
+    sources = [s.name for s in cfg.sources]
     log_file.unlink(missing_ok=True)
     with progress(console, "preparing Airflow (SQLite metadata) …"):
         ensure_metadata(env)
@@ -406,7 +415,7 @@ def _demo_through_airflow(config_path: Path, log_file: Path) -> None:
                 env,
                 conf if dag_id == "agora_ingest" else None,
                 log_file,
-                on_task=lambda task_id, d=dag_id, p=p: p.update(f"airflow: {d}: {task_id} …"),
+                on_task=lambda task, d=dag_id, p=p: p.update(f"airflow: {d}: {_task_label(task, sources)} …"),
             )
         console.print(f"  {dag_id}: success in {time.perf_counter() - t0:.0f} s")
     console.print(f"  Airflow log: {log_file}; reports: {log_file.parents[1] / 'reports'}/")

@@ -7,6 +7,8 @@ contracts, real dbt via Cosmos on DuckDB, and the real publish step.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import pytest
 
@@ -65,11 +67,13 @@ def demo_run(tmp_path_factory):
     ensure_metadata(env)
     logical = demo.end.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     conf = {"since": demo.start.isoformat(), "until": demo.end.isoformat()}
+    started: dict[str, list[str]] = {"agora_ingest": [], "agora_transform": []}  # what `agora demo` shows
     try:
-        dags_test("agora_ingest", logical, env, conf, log)
+        dags_test("agora_ingest", logical, env, conf, log, on_task=started["agora_ingest"].append)
         cfg = load_config(demo.config_path)
         rows_after_first = _landing_rows(cfg)
-        dags_test("agora_transform", logical, env, None, log)
+        dags_test("agora_transform", logical, env, None, log, on_task=started["agora_transform"].append)
+        demo.started = started  # type: ignore[attr-defined]
         yield demo, cfg, env, log, logical, conf, rows_after_first
     finally:
         demo.stop()
@@ -124,3 +128,21 @@ def test_rerunning_the_same_interval_duplicates_nothing(demo_run):
     demo, cfg, env, log, logical, conf, rows_after_first = demo_run
     dags_test("agora_ingest", logical, env, conf, log)
     assert _landing_rows(cfg) == rows_after_first
+
+
+def test_the_run_names_each_task_as_it_starts_and_logs_extract_progress(demo_run):
+    """`agora demo` shows the DAG and the task running from these task starts; the extract
+    tasks log their pages and records (agora.progress), and no process ends with nanobind lines."""
+    demo, cfg, env, log, *_ = demo_run
+    ingest, transform = demo.started["agora_ingest"], demo.started["agora_transform"]
+    assert (
+        ingest[0] == "list_sources"
+        and sorted(ingest[1:-1]) == sorted(f"extract[{i}]" for i in range(len(cfg.sources)))
+        and ingest[-1] == "landing_ready"
+    )
+    assert transform[0] == "landing_contract" and transform[-1] == "publish", transform
+    assert any(t.startswith("dbt") for t in transform), transform
+    text = log.read_text()
+    for source in cfg.sources:
+        assert re.search(rf"extract {source.name}: [\d,]+ pages fetched, [\d,]+ records read", text), source.name
+    assert "nanobind" not in text
