@@ -10,6 +10,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -338,3 +340,32 @@ def test_local_pseudonym_key_is_created_once_and_private(tmp_path, monkeypatch):
     monkeypatch.delenv("AGORA_PSEUDONYM_KEY")
     ensure_pseudonym_key(tmp_path)
     assert os.environ["AGORA_PSEUDONYM_KEY"] == key  # reused, so pseudonyms stay stable
+
+
+def test_demo_without_airflow_runs_the_whole_pipeline_and_shows_each_step(tmp_path):
+    """`agora demo --no-airflow` (it used to crash on `run.callback`), output piped: each step
+    is named as it starts, the extracts report pages and records, the KPIs are printed, and
+    the process ends without `nanobind: leaked` lines."""
+    env = {**os.environ, "AGORA_PSEUDONYM_KEY": TEST_KEY, "AGORA_PROGRESS_EVERY": "3600", "COLUMNS": "200"}
+    env.pop("AGORA_CONFIG", None)
+    agora = str(Path(sys.executable).with_name("agora"))
+    res = subprocess.run(
+        [agora, "demo", "--no-airflow", "--data", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout
+    cfg = load_config(tmp_path / "data" / "demo" / "agora.yml")
+    for s in cfg.sources:
+        assert f"extracting {s.name} …" in out and f"  {s.name}: landed " in out, s.name
+        assert re.search(rf"extract {s.name}: [\d,]+ pages fetched, [\d,]+ records read.*; landed [\d,]+ records", out)
+    assert re.search(r"extract forum: [1-9][\d,]* pages fetched", out)  # an HTTP source counts its pages
+    for step in pipeline.STEPS:
+        assert f"{step} …" in out and re.search(rf"  {step}: ok \(\d+\.\d s\)", out), step
+    assert "community KPIs" in out and "active_members" in out
+    assert (tmp_path / "data" / "warehouse" / "serving.duckdb").exists()
+    assert "nanobind" not in res.stderr and "Traceback" not in res.stderr, res.stderr[-3000:]
