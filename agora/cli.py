@@ -207,7 +207,7 @@ def report(
     cfg = _config(config)
     try:
         wanted = parse_month(month) if month else None
-        with console.status("rendering the report …"):
+        with progress(console, "rendering the report …"):
             files = build_report(cfg, wanted, out)
     except (ValueError, ReportError) as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)
@@ -246,7 +246,7 @@ def _privacy_call(step: str, fn, *args, **kwargs):
     from agora.privacy import PrivacyInputError
 
     try:
-        with console.status(f"{step} …"):
+        with progress(console, f"{step} …"):
             return fn(*args, **kwargs)
     except (PrivacyInputError, ConfigError) as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
