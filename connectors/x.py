@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 if TYPE_CHECKING:
     import tweepy
 
+from agora import progress
 from agora.envelope import RawEvent, Rejected
 from connectors.base import ITEM_ERRORS, Connector, HandleNotFound, Window, item_error, parse_iso
 from connectors.http import (
@@ -174,6 +175,8 @@ class RateLimitGuard:
             self.log.debug("%s: x-rate-limit-remaining %s of %s", path, self.remaining, self.limit)
         if resp.status_code != 429:
             self.consecutive = 0
+            if resp.status_code < 300:
+                progress.page()  # tweepy pages outside HttpClient: report to the same channel
             return resp
         self.consecutive += 1
         self.rate_limited += 1
@@ -199,6 +202,7 @@ class RateLimitGuard:
             wait,
             signal,
         )
+        progress.waiting(wait, f"rate limited: HTTP 429 on {path}, {signal}")
         if signal == "Retry-After":
             time.sleep(wait)  # without a reset header tweepy retries at once: the wait is ours
         return resp
