@@ -55,19 +55,11 @@ def _warehouse_environ(cfg: AgoraConfig, target: str) -> Iterator[None]:
     if target != "postgres" or cfg.warehouse.kind != "postgres":
         yield
         return
+    from agora.environ import environ_set
     from agora.warehouse import dbt_env
 
-    wanted = {k: v for k, v in dbt_env(cfg).items() if k.startswith("AGORA_PG_")}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
+    with environ_set({k: v for k, v in dbt_env(cfg).items() if k.startswith("AGORA_PG_")}):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def load_landing(cfg: AgoraConfig) -> dict[str, Any]:

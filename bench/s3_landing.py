@@ -38,20 +38,15 @@ def object_store(bucket: str) -> Iterator[dict[str, Any]]:
         s3fs.S3FileSystem.clear_instance_cache()
         yield {"store": "AWS_* environment", "bucket": bucket}
         return
+    from agora.environ import environ_set
     from bench.s3_server import moto_server
 
-    with moto_server((bucket,)) as env:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)  # dbt runs in a child process: it inherits them
+    # dbt runs in a child process: it inherits the variables.
+    with moto_server((bucket,)) as env, environ_set(env):
         s3fs.S3FileSystem.clear_instance_cache()
         try:
             yield {"store": f"moto server on {env['AWS_ENDPOINT_URL'].removeprefix('http://')}", "bucket": bucket}
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
             s3fs.S3FileSystem.clear_instance_cache()
 
 
