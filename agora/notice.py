@@ -1,9 +1,10 @@
 """`agora notice`: the public page telling a community what Agora measures about it.
 
 Generated, never hand-written per deployment: the channels and their settings come from
-agora.yml, what is read and what is dropped from each connector's own declarations
-(`fields_read`, `drop_reasons`, a team file's `columns`), the protections from the
-privacy block. Written as Markdown (to publish in a repository or wiki) and as a
+agora.yml; what is read and what is dropped, in plain words, from each platform's own
+declarations (its `describe`, its connector's `fields_read` and `drop_reasons`, a team
+file's `columns`: connectors/registry.py), so no platform is named here; the protections
+from the privacy block. Written as Markdown (to publish in a repository or wiki) and as a
 self-contained HTML page, from one Jinja2 template each over the same facts.
 """
 
@@ -12,32 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from agora.config import AgoraConfig, ConfigError
 
 TEMPLATES = Path(__file__).resolve().parent / "report" / "templates"
 
-#: Plain-language reasons for each drop a connector declares; an unknown reason is shown by name.
-DROP_REASONS = {
-    "restricted_category": "posts in categories that are not open to everyone",
-    "category_not_selected": "public categories this community did not choose to measure",
-    "private_message": "private messages",
-    "unlisted": "topics hidden from lists by moderators",
-    "topic_unavailable": "topics deleted or made private before they were read",
-    "not_public": "posts that are not public (staff-only whispers, followers-only or direct posts)",
-    "action_post": "automatic moderation notices (not a contribution)",
-    "deleted": "deleted posts",
-    "hidden": "hidden or suppressed posts and revisions",
-    "no_account": "posts whose author account was deleted",
-    "pending_review": "reviews not yet submitted (visible to their author only)",
-    "not_authored": "reposts and boosts of someone else's post",
-    "withheld": "posts withheld in some countries",
-    "protected_account": "posts of protected accounts",
-    "locked_account": "posts of locked accounts",
-    "opted_out_of_indexing": "posts of accounts that opted out of search and indexing",
-    "author_unknown": "posts whose author could not be confirmed as public",
-}
 NEVER_STORED = (
     "names, user names (handles), e-mail addresses, avatars, biographies or locations",
     "the text of posts and comments (it is read in memory only, to add topic tags, and discarded)",
@@ -55,42 +35,16 @@ class Channel:
     team_file: bool
 
 
-def _describe(source: Any) -> str:
-    t = source.type
-    if t == "discourse":
-        cats = f" (categories: {', '.join(source.categories)})" if source.categories else ""
-        return f"the public forum at {source.base_url}{cats}"
-    if t == "github":
-        return f"public issues, pull requests, reviews and comments in {', '.join(source.repos)} on GitHub"
-    if t == "mediawiki":
-        pages = f" (talk pages: {', '.join(source.pages)})" if source.pages else ""
-        views = f"; daily view counts of {', '.join(source.support_pages)}" if source.support_pages else ""
-        return f"public revisions on the wiki at {source.api_url}{pages}{views}"
-    if t == "stackexchange":
-        return f"public questions tagged {', '.join(source.tagged)} on {source.site} (Stack Exchange), with their answers and comments"
-    if t == "x":
-        return f"public posts on X matching {source.query!r}"
-    if t == "mastodon":
-        instance = source.instance or urlparse(str(source.base_url)).hostname
-        return f"public posts tagged #{source.hashtag.lstrip('#')} on {instance}"
-    return {
-        "survey": "answers to the team's own survey: a score from 0 to 10 and when it was given, nothing else",
-        "feedback_log": "the team's log of feedback received and what was done about it",
-        "learnings": "the team's own notes of what it learned",
-        "team_activity": "the team's own list of events, talks, posts and trips",
-    }.get(t, t)
-
-
 def channels(cfg: AgoraConfig) -> list[Channel]:
-    from agora.config import TEAM_PLATFORMS
-    from connectors.base import connector_class
+    """One entry per configured source, in the words its platform declares (connectors/registry.py)."""
+    from connectors.registry import platform
 
     out = []
     for source in cfg.sources:
-        cls = connector_class(source.type)
-        fields = list(getattr(cls, "fields_read", ()) or getattr(cls, "columns", ()))
-        drops = [DROP_REASONS.get(r, r.replace("_", " ")) for r in getattr(cls, "drop_reasons", ())]
-        out.append(Channel(source.name, _describe(source), fields, drops, source.type in TEAM_PLATFORMS))
+        p = platform(source.type)
+        fields = list(p.connector.fields_read or getattr(p.connector, "columns", ()))
+        drops = list(p.connector.drop_reasons.values())
+        out.append(Channel(source.name, p.describe(source), fields, drops, p.team))
     return out
 
 
@@ -132,7 +86,7 @@ def render(cfg: AgoraConfig) -> tuple[str, str]:
         lstrip_blocks=True,
     )
     for env in (plain, html):
-        env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]  # unlike `capitalize`, keeps "GitHub"
+        env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]  # unlike `capitalize`: inner capitals kept
     return plain.get_template("notice.md.j2").render(**values), html.get_template("notice.html.j2").render(**values)
 
 

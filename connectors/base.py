@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -90,8 +90,9 @@ class Window:
 class Connector:
     platform: ClassVar[str]
     version: ClassVar[str] = "0.1.0"
-    #: Reasons this connector drops items for, documented in docs/connectors.md.
-    drop_reasons: ClassVar[tuple[str, ...]] = ()
+    #: Each reason this connector drops items for -> its plain-language wording in the public
+    #: notice (`agora notice`), e.g. ``{"not_public": "posts that are not public"}``.
+    drop_reasons: ClassVar[Mapping[str, str]] = {}
     #: Fields of the platform's payload the connector reads; all else is ignored.
     fields_read: ClassVar[tuple[str, ...]] = ()
     #: The canonical form of the platform's account ids (a regex, matched whole, ASCII only).

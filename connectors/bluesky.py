@@ -141,11 +141,14 @@ class BlueskyConnector(Connector):
     platform = "bluesky"
     version = "0.1.0"
     account_id_pattern = r"did:(plc:[a-z2-7]{24}|web:[a-z0-9.-]+(%3[aA][0-9]{1,5})?)"
-    drop_reasons = (
-        "no_unauthenticated",  # the author (or the post) carries !no-unauthenticated: not for logged-out eyes
-        "not_authored",  # a repost in a feed: not the reposter's contribution
-        "account_unavailable",  # a followed account that is deactivated, taken down or unknown
-    )
+    drop_reasons = {
+        # the author (or the post) carries !no-unauthenticated: not for logged-out eyes
+        "no_unauthenticated": "posts of accounts (or single posts) that asked not to be shown to logged-out visitors",
+        # a repost in a feed: not the reposter's contribution
+        "not_authored": "reposts and boosts of someone else's post",
+        # a followed account that is deactivated, taken down or unknown
+        "account_unavailable": "posts of accounts that are deactivated, taken down or unknown",
+    }
     fields_read = (
         "post.uri (author DID and thread links, in memory only)",
         "post.cid",
@@ -356,10 +359,19 @@ def dids(sources: Any, account: str) -> set[str] | None:
     return {account}
 
 
+def describe(source: BlueskySource) -> str:
+    """What the public notice says this source reads."""
+    parts = [f"matching {source.query!r}"] if source.query else []
+    parts += [f"in the feeds {', '.join(source.feeds)}"] if source.feeds else []
+    parts += [f"by {', '.join(source.accounts)}"] if source.accounts else []
+    return f"public posts on Bluesky {' and '.join(parts)}"
+
+
 PLATFORM = Platform(
     name="bluesky",
     source=BlueskySource,
     connector=BlueskyConnector,
+    describe=describe,
     lookup=lookup_handle,
     account_keys=dids,
     demo="agora.demo.bluesky",

@@ -67,18 +67,27 @@ class DiscourseConnector(Connector):
     platform = "discourse"
     version = "0.1.0"
     account_id_pattern = r"0|-?[1-9][0-9]{0,19}"  # system user -1 and bots are negative
-    drop_reasons = (
-        "restricted_category",  # topic in a read-restricted (or unlisted-to-us) category
-        "category_not_selected",  # public, but not in the configured `categories`
-        "private_message",
-        "unlisted",  # topic hidden from lists by staff (visible: false)
-        "topic_unavailable",  # listed, then 403/404 when fetched (deleted or made private)
-        "not_public",  # whisper: staff-only post
-        "action_post",  # moderator/small action ("closed this topic"): not a contribution
-        "deleted",  # deleted by staff or withdrawn by its author
-        "hidden",  # hidden after flags
-        "no_account",  # author account removed: nothing to attribute it to
-    )
+    drop_reasons = {
+        # topic in a read-restricted (or unlisted-to-us) category
+        "restricted_category": "posts in categories that are not open to everyone",
+        # public, but not in the configured `categories`
+        "category_not_selected": "public categories this community did not choose to measure",
+        "private_message": "private messages",
+        # topic hidden from lists by staff (visible: false)
+        "unlisted": "topics hidden from lists by moderators",
+        # listed, then 403/404 when fetched (deleted or made private)
+        "topic_unavailable": "topics deleted or made private before they were read",
+        # whisper: staff-only post
+        "not_public": "posts that are not public (staff-only whispers, followers-only or direct posts)",
+        # moderator/small action ("closed this topic"): not a contribution
+        "action_post": "automatic moderation notices (not a contribution)",
+        # deleted by staff or withdrawn by its author
+        "deleted": "deleted posts",
+        # hidden after flags
+        "hidden": "hidden or suppressed posts and revisions",
+        # author account removed: nothing to attribute it to
+        "no_account": "posts whose author account was deleted",
+    }
     fields_read = (
         "category_list.categories[].id",
         "category_list.categories[].slug",
@@ -353,10 +362,17 @@ def lookup_account(source: DiscourseSource, handle: str, log: Any) -> str:
     return str(body["user"]["id"])
 
 
+def describe(source: DiscourseSource) -> str:
+    """What the public notice says this source reads."""
+    cats = f" (categories: {', '.join(source.categories)})" if source.categories else ""
+    return f"the public forum at {source.base_url}{cats}"
+
+
 PLATFORM = Platform(
     name="discourse",
     source=DiscourseSource,
     connector=DiscourseConnector,
+    describe=describe,
     lookup=lookup_account,
     demo="agora.demo.discourse",
     fault_target="test_connector_discourse:fault_target",

@@ -64,10 +64,12 @@ class GithubConnector(Connector):
     platform = "github"
     version = "0.1.0"
     account_id_pattern = r"[1-9][0-9]{0,19}"
-    drop_reasons = (
-        "pending_review",  # a review not yet submitted is visible to its author only
-        "no_account",  # author deleted (null user or GitHub's ghost account)
-    )
+    drop_reasons = {
+        # a review not yet submitted is visible to its author only
+        "pending_review": "reviews not yet submitted (visible to their author only)",
+        # author deleted (null user or GitHub's ghost account)
+        "no_account": "posts whose author account was deleted",
+    }
     fields_read = (
         "repo.private",
         "repo.visibility",
@@ -363,10 +365,16 @@ def lookup_account(source: GithubSource, handle: str, log: Any) -> str:
     return str(_number(body["id"]))
 
 
+def describe(source: GithubSource) -> str:
+    """What the public notice says this source reads."""
+    return f"public issues, pull requests, reviews and comments in {', '.join(source.repos)} on GitHub"
+
+
 PLATFORM = Platform(
     name="github",
     source=GithubSource,
     connector=GithubConnector,
+    describe=describe,
     lookup=lookup_account,
     demo="agora.demo.github",
     fault_target="test_connector_github:fault_target",

@@ -101,12 +101,18 @@ class GitlabConnector(Connector):
     platform = "gitlab"
     version = "0.1.0"
     account_id_pattern = r"[a-z0-9.-]+:[1-9][0-9]{0,19}"  # <instance>:<user id>
-    drop_reasons = (
-        "confidential_issue",  # visible to project members and the author only; its notes are not read
-        "internal_note",  # internal (formerly confidential) notes: members only
-        "system_note",  # "changed the description", "added label": GitLab's, not a person's contribution
-        "no_account",  # author missing or GitLab's ghost placeholder for deleted users
-    )
+    drop_reasons = {
+        # visible to project members and the author only; its notes are not read
+        "confidential_issue": (
+            "confidential issues (visible to project members and their author only) and their comments"
+        ),
+        # internal (formerly confidential) notes: members only
+        "internal_note": "internal notes (visible to project members only)",
+        # "changed the description", "added label": GitLab's, not a person's contribution
+        "system_note": 'automatic notes such as "changed the description" (not a contribution)',
+        # author missing or GitLab's ghost placeholder for deleted users
+        "no_account": "posts whose author account was deleted",
+    }
     fields_read = (
         "project.id",
         "project.visibility",
@@ -352,10 +358,17 @@ class GitlabSource(HttpSource):
     )
 
 
+def describe(source: GitlabSource) -> str:
+    """What the public notice says this source reads."""
+    projects = ", ".join(source.projects)
+    return f"public issues, merge requests and their comments in {projects} on GitLab ({instance_of(source)})"
+
+
 PLATFORM = Platform(
     name="gitlab",
     source=GitlabSource,
     connector=GitlabConnector,
+    describe=describe,
     lookup=lookup_handle,
     account_keys=instance_ids("gitlab", instance_of, account_key),
     demo="agora.demo.gitlab",

@@ -57,7 +57,12 @@ class MastodonConnector(Connector):
     version = "0.1.0"
     # <instance>:<id>; ids are digits on Mastodon, base62/ULIDs on Pleroma and GoToSocial.
     account_id_pattern = r"[^\s:]+:[0-9A-Za-z]{1,32}"
-    drop_reasons = ("not_authored", "not_public", "locked_account", "opted_out_of_indexing")
+    drop_reasons = {
+        "not_authored": "reposts and boosts of someone else's post",
+        "not_public": "posts that are not public (staff-only whispers, followers-only or direct posts)",
+        "locked_account": "posts of locked accounts",
+        "opted_out_of_indexing": "posts of accounts that opted out of search and indexing",
+    }
     fields_read = (
         "id",
         "created_at",
@@ -257,10 +262,17 @@ def lookup_account(source: MastodonSource, handle: str, log: Any) -> str:
     return account_key(instance_of(source), body["id"])
 
 
+def describe(source: MastodonSource) -> str:
+    """What the public notice says this source reads."""
+    instance = source.instance or urlsplit(str(source.base_url)).hostname
+    return f"public posts tagged #{source.hashtag.lstrip('#')} on {instance}"
+
+
 PLATFORM = Platform(
     name="mastodon",
     source=MastodonSource,
     connector=MastodonConnector,
+    describe=describe,
     lookup=lookup_account,
     account_keys=instance_ids("mastodon", instance_of, account_key),
     demo="agora.demo.mastodon",

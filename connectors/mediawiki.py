@@ -92,7 +92,10 @@ class MediawikiConnector(Connector):
                 pass
         return super().account_problem(account_id)
 
-    drop_reasons = ("hidden",)  # userhidden / texthidden / sha1hidden / suppressed revisions
+    drop_reasons = {
+        # userhidden / texthidden / sha1hidden / suppressed revisions
+        "hidden": "hidden or suppressed posts and revisions",
+    }
     fields_read = (
         "page.pageid",
         "page.missing",
@@ -295,10 +298,18 @@ def lookup_account(source: MediawikiSource, handle: str, log: Any) -> str:
     return str(users[0]["userid"])
 
 
+def describe(source: MediawikiSource) -> str:
+    """What the public notice says this source reads."""
+    pages = f" (talk pages: {', '.join(source.pages)})" if source.pages else ""
+    views = f"; daily view counts of {', '.join(source.support_pages)}" if source.support_pages else ""
+    return f"public revisions on the wiki at {source.api_url}{pages}{views}"
+
+
 PLATFORM = Platform(
     name="mediawiki",
     source=MediawikiSource,
     connector=MediawikiConnector,
+    describe=describe,
     lookup=lookup_account,
     account_keys=account_keys,
     demo="agora.demo.mediawiki",

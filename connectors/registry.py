@@ -81,8 +81,12 @@ class Platform:
     name: str
     #: Its agora.yml block: a pydantic model with ``type: Literal[name]`` and described fields.
     source: type
-    #: The Connector subclass that extracts it (its ``fields_read`` and ``drop_reasons`` say what it reads and drops).
+    #: The Connector subclass that extracts it (its ``fields_read`` and ``drop_reasons``, each
+    #: reason with its plain-language wording, say what it reads and drops).
     connector: type[Connector]
+    #: Its source config -> what the public notice (`agora notice`) says it reads there, as a
+    #: phrase: "public posts tagged #example on fosstodon.org".
+    describe: Callable[[Any], str]
     #: Team-written files (survey, feedback, ...): no accounts, title/text kept.
     team: bool = False
     #: How a privacy request's handle (``@name``) becomes an account key; None: ids only.

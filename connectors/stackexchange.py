@@ -104,7 +104,10 @@ class StackExchangeConnector(Connector):
     version = "0.1.0"
     account_id_pattern = r"-?[1-9][0-9]{0,19}"  # the Community user is -1
     # The API serves public, undeleted posts only; opt-outs are dropped at the edge (agora.extract).
-    drop_reasons = ("no_account",)  # owner deleted (user_type does_not_exist): nobody to count
+    drop_reasons = {
+        # owner deleted (user_type does_not_exist): nobody to count
+        "no_account": "posts whose author account was deleted",
+    }
     fields_read = (
         "question.question_id",
         "question.creation_date",
@@ -280,10 +283,17 @@ def user_ids(sources: Any, account: str) -> set[str]:
     return {account}
 
 
+def describe(source: StackExchangeSource) -> str:
+    """What the public notice says this source reads."""
+    tags = ", ".join(source.tagged)
+    return f"public questions tagged {tags} on {source.site} (Stack Exchange), with their answers and comments"
+
+
 PLATFORM = Platform(
     name="stackexchange",
     source=StackExchangeSource,
     connector=StackExchangeConnector,
+    describe=describe,
     account_keys=user_ids,
     demo="agora.demo.stackexchange",
     fault_target="test_connector_stackexchange:fault_target",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -302,9 +302,38 @@ class TeamActivitySource(FileSource):
     type: Literal["team_activity"]
 
 
+def _says(text: str) -> Callable[[Any], str]:
+    """A team file's notice description: the same whatever file it is read from."""
+    return lambda source: text
+
+
 PLATFORMS = [
-    Platform(name="survey", source=SurveySource, connector=SurveyConnector, team=True),
-    Platform(name="feedback_log", source=FeedbackSource, connector=FeedbackConnector, team=True),
-    Platform(name="learnings", source=LearningsSource, connector=LearningsConnector, team=True),
-    Platform(name="team_activity", source=TeamActivitySource, connector=TeamActivityConnector, team=True),
+    Platform(
+        name="survey",
+        source=SurveySource,
+        connector=SurveyConnector,
+        describe=_says("answers to the team's own survey: a score from 0 to 10 and when it was given, nothing else"),
+        team=True,
+    ),
+    Platform(
+        name="feedback_log",
+        source=FeedbackSource,
+        connector=FeedbackConnector,
+        describe=_says("the team's log of feedback received and what was done about it"),
+        team=True,
+    ),
+    Platform(
+        name="learnings",
+        source=LearningsSource,
+        connector=LearningsConnector,
+        describe=_says("the team's own notes of what it learned"),
+        team=True,
+    ),
+    Platform(
+        name="team_activity",
+        source=TeamActivitySource,
+        connector=TeamActivityConnector,
+        describe=_says("the team's own list of events, talks, posts and trips"),
+        team=True,
+    ),
 ]

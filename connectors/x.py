@@ -281,7 +281,12 @@ class XConnector(Connector):
     platform = "x"
     version = "0.1.0"
     account_id_pattern = r"[1-9][0-9]{0,19}"
-    drop_reasons = ("not_authored", "withheld", "protected_account", "author_unknown")
+    drop_reasons = {
+        "not_authored": "reposts and boosts of someone else's post",
+        "withheld": "posts withheld in some countries",
+        "protected_account": "posts of protected accounts",
+        "author_unknown": "posts whose author could not be confirmed as public",
+    }
     fields_read = (
         "data[].id",
         "data[].created_at",
@@ -435,10 +440,16 @@ def lookup_account(source: XSource, handle: str, log: Any) -> str:
     return str(data["id"])
 
 
+def describe(source: XSource) -> str:
+    """What the public notice says this source reads."""
+    return f"public posts on X matching {source.query!r}"
+
+
 PLATFORM = Platform(
     name="x",
     source=XSource,
     connector=XConnector,
+    describe=describe,
     lookup=lookup_account,
     demo="agora.demo.x",
     fault_target="test_connector_x:fault_target",

@@ -23,9 +23,13 @@ responses and where its records sit); a non-team platform without one fails
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
+import re
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,7 @@ from fault_matrix import (
     FaultServer,
     Target,
     body_of,
+    source_config,
     targets,
     window_of,
     with_body,
@@ -49,7 +54,7 @@ from agora.extract import run_extract
 from agora.landing import landing_files, read_state, write_state
 from connectors.base import connector_class
 from connectors.http import HttpError
-from connectors.registry import names
+from connectors.registry import Platform, names, platforms
 from tests.cassettes import leaks
 
 TARGETS = targets()
@@ -62,6 +67,60 @@ def _env(t: Target, monkeypatch) -> None:
 
 def test_every_registered_connector_is_in_the_contract():
     assert {t.name for t in TARGETS} == set(names(team=False))
+
+
+# -- the public notice (`agora notice`) -----------------------------------------------------------
+# agora/notice.py names no platform: each declares the words the notice uses for it.
+
+
+def _reasons_in_code(module: Any) -> set[str]:
+    """Drop reasons written in a connector module: ``.drop("reason")`` calls and the string
+    literals returned by its ``*drop_reason*`` functions."""
+    found = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "drop":
+            found |= {a.value for a in node.args[:1] if isinstance(a, ast.Constant)}
+        if isinstance(node, ast.FunctionDef) and "drop_reason" in node.name:
+            found |= {
+                r.value.value
+                for r in ast.walk(node)
+                if isinstance(r, ast.Return) and isinstance(r.value, ast.Constant) and isinstance(r.value.value, str)
+            }
+    return found
+
+
+@pytest.mark.parametrize("p", platforms(), ids=lambda p: p.name)
+def test_every_drop_reason_has_plain_language_wording(p: Platform):
+    declared = p.connector.drop_reasons
+    assert isinstance(declared, Mapping)
+    for reason, wording in declared.items():
+        assert re.fullmatch(r"[a-z][a-z_]*", reason), reason
+        assert isinstance(wording, str) and wording == wording.strip() and len(wording.split()) >= 2, reason
+        assert wording[:1].islower() and not wording.endswith("."), f"{reason}: a phrase the notice joins with ';'"
+        assert wording != reason.replace("_", " "), f"{reason}: worded only by its name"
+    undeclared = _reasons_in_code(sys.modules[p.connector.__module__]) - set(declared)
+    assert not undeclared, f"{p.name} drops for {sorted(undeclared)} without wording them in drop_reasons"
+
+
+def _sample_source(p: Platform) -> tuple[Any, set[str]]:
+    """A configured source of the platform, and the configured values a description may name."""
+    if p.team:
+        config = {"name": p.name, "type": p.name, "path": "inputs/team_file.csv"}
+    else:
+        config = source_config(next(t for t in TARGETS if t.name == p.name), "http://127.0.0.1:9", {})
+    values = {v for k, v in config.items() if k not in ("name", "type") and isinstance(v, str)}
+    values |= {v for k, v in config.items() if isinstance(v, list) for v in v if isinstance(v, str)}
+    return p.source.model_validate(config), values
+
+
+@pytest.mark.parametrize("p", platforms(), ids=lambda p: p.name)
+def test_every_platform_describes_its_sources_for_the_notice(p: Platform):
+    source, values = _sample_source(p)
+    what = p.describe(source)
+    assert isinstance(what, str) and what[:1].islower() and not what.endswith("."), what
+    assert what.lower() != p.name and len(what.split()) >= 4, what
+    if not p.team:  # where it reads: a URL, repository, project, tag or query of the source
+        assert any(v in what for v in values), (what, values)
 
 
 # -- privacy ------------------------------------------------------------------------------------
