@@ -25,10 +25,12 @@ from agora import pipeline
 from agora.config import load_config
 from agora.demo import (
     END,
+    FORUM,
     START,
     X_TOKEN_ENV,
     build_community,
     build_platforms,
+    demo_modules,
     ensure_pseudonym_key,
     github,
     mastodon,
@@ -42,18 +44,15 @@ from agora.demo.discourse import discourse_routes
 from agora.demo.inputs import write_inputs
 from agora.extract import run_extract
 from agora.landing import landing_files
+from connectors import registry
 from tests.conftest import TEST_KEY
 
-PLATFORM_SOURCES = {"gh": "github", "wiki": "mediawiki", "so": "stackexchange", "x": "x", "toots": "mastodon"}
+DEMOS = demo_modules()
+#: Demo source name -> its platform, for every platform but the forum (from the demo modules).
+PLATFORM_SOURCES = {m.source("http://demo")["name"]: name for name, m in DEMOS.items() if name != FORUM}
 SOURCES = ("forum", *PLATFORM_SOURCES, "survey", "feedback", "learnings", "team")
-#: What each platform's connector must find and drop in the demo (counted by reason).
-EXPECTED_DROPS = {
-    "gh": ("pending_review", "no_account"),
-    "wiki": ("hidden",),
-    "so": ("no_account",),
-    "x": ("not_authored", "withheld", "protected_account", "author_unknown"),
-    "toots": ("not_authored", "not_public", "locked_account", "opted_out_of_indexing"),
-}
+#: What each platform's connector must find and drop in the demo (counted by reason): its demo module's DROPS.
+EXPECTED_DROPS = {source: DEMOS[platform].DROPS for source, platform in PLATFORM_SOURCES.items()}
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +165,16 @@ def test_sizes_and_drops(demo):
     assert 2000 <= forum.landed <= 5000
     assert 250 <= sum(1 for a in d.community.accounts if a.role == "member") <= 500
     assert forum.quarantined == 0
-    for reason in ("restricted_category", "deleted", "hidden", "not_public", "unlisted", "action_post"):
+    for reason in DEMOS[FORUM].DROPS:
         assert forum.dropped.get(reason, 0) > 0, reason
     restricted = {str(t.id) for t in d.community.threads if t.category_id == RESTRICTED_CATEGORY}
     assert restricted and not restricted & {r["thread_id"] for r in rows(load_config(d.config_path), "forum")}
     assert all(summaries[s].quarantined == 0 and summaries[s].landed > 0 for s in SOURCES)
+
+
+def test_every_demo_declares_drops_its_connector_declares():
+    for name, m in DEMOS.items():
+        assert m.DROPS and set(m.DROPS) <= set(registry.platform(name).connector.drop_reasons), name
 
 
 def test_every_platform_lands_with_its_drops(demo):

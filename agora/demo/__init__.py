@@ -2,8 +2,9 @@
 
 Which platforms, and how each is generated, served and configured, comes from the connector
 registry: every platform that declares ``demo="agora.demo.<name>"`` is in the demo, and
-that module provides ``serve(c, server, seed)``, ``source(server_url)``, ``COHORT`` and
-``ID_BASE`` (or ``community(seed)`` for the forum), and optionally ``staff_account(id)``,
+that module provides ``serve(c, server, seed)``, ``source(server_url)``, ``DROPS`` (the
+drop reasons its data makes the connector meet), ``COHORT`` and ``ID_BASE`` (or
+``community(seed)`` for the forum), and optionally ``staff_account(id)``,
 ``extra_handles(c)`` and ``environment()`` (docs/connectors.md, "Adding a source").
 
 ``start_demo(workdir)`` writes ``workdir/inputs/``, starts one local server that answers as

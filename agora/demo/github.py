@@ -207,6 +207,8 @@ def serve_github(c: Community, server: DemoServer, repo: str = REPO) -> None:
 
 COHORT = 7.0  # newcomers a month
 ID_BASE = 530_100_000  # account ids of its own: no id string matches another platform's
+#: Drop reasons of its connector the demo's data makes it meet (tests/test_demo.py counts each).
+DROPS = ("pending_review", "no_account")
 
 
 def serve(c: Community, server: DemoServer, seed: int) -> None:

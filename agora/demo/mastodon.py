@@ -128,6 +128,8 @@ def account_id(raw_id: int) -> str:
 
 COHORT = 7.0
 ID_BASE = 460_500_000
+#: Drop reasons of its connector the demo's data makes it meet (tests/test_demo.py counts each).
+DROPS = ("not_authored", "not_public", "locked_account", "opted_out_of_indexing")
 
 
 def serve(c: Community, server: DemoServer, seed: int) -> None:
