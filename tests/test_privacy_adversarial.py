@@ -477,7 +477,9 @@ def test_cli_rejects_a_bad_requests_file_with_exit_2_and_file_line(workdir, row,
     req.write_text("platform,account,kind,requested_at\ngithub,123,opt_out,2025-03-01\n" + row + "\n")
     result = _cli(["privacy", "apply", "--requests", str(req), "--config", str(cfg_path)])
     assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and f"{req}:3: " in lines[0] and message in lines[0]
+    # stdout may carry the step's progress line when it is not a terminal; the error is stderr's one line.
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"{req}:3: " in lines[0] and message in lines[0], result.output
+    assert "error:" not in result.stdout
     assert "alice_w" not in result.output
     assert not (workdir / "data").exists()  # nothing was written, not even the good row's tombstone
