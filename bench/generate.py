@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -100,12 +101,50 @@ def _members(platform: str, n_members: int, start_s: int, end_s: int, seed: int)
     return _Members(join, leave, weight, is_bot, is_staff, _pseudonyms(platform, n_members, seed))
 
 
-def _community_table(
-    rng: np.random.Generator, m: _Members, source: str, platform: str, n: int, t0: int, t1: int, id_prefix: str
-) -> pa.Table:
-    """`n` threads and replies between t0 and t1 (seconds), from members active then."""
+def _activity(m: _Members, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's start within [t0, t1) and seconds active there."""
     lo = np.maximum(m.join_s, t0)
-    overlap = np.clip(np.minimum(m.leave_s, t1) - lo, 0, None).astype(np.float64)
+    return lo, np.clip(np.minimum(m.leave_s, t1) - lo, 0, None).astype(np.float64)
+
+
+#: Most community events one table holds. A source's events beyond it are drawn window by
+#: window (whole days, counts in proportion to the members' activity there), so memory stays
+#: ~2 GB per window: 100 M events in one table held ~12 GB of strings.
+WINDOW_EVENTS = 10_000_000
+
+
+def _community_tables(
+    rng: np.random.Generator, m: _Members, source: str, platform: str, n: int, t0: int, t1: int, id_prefix: str
+) -> Iterator[pa.Table]:
+    """`n` events between t0 and t1 as one table, or as consecutive day-aligned windows when n is large."""
+    windows = -(-n // WINDOW_EVENTS)
+    if windows <= 1:
+        yield _community_table(rng, m, source, platform, n, t0, t1, id_prefix)
+        return
+    days = (t1 - t0) // DAY_S
+    edges = [t0 + (days * k // windows) * DAY_S for k in range(windows)] + [t1]
+    mass = np.array([(m.weight * _activity(m, a, b)[1]).sum() for a, b in zip(edges, edges[1:], strict=False)])
+    counts = rng.multinomial(n, mass / mass.sum())
+    offset = 0
+    for (a, b), k in zip(zip(edges, edges[1:], strict=False), counts, strict=True):
+        if k:
+            yield _community_table(rng, m, source, platform, int(k), a, b, id_prefix, offset)
+            offset += int(k)
+
+
+def _community_table(
+    rng: np.random.Generator,
+    m: _Members,
+    source: str,
+    platform: str,
+    n: int,
+    t0: int,
+    t1: int,
+    id_prefix: str,
+    offset: int = 0,
+) -> pa.Table:
+    """`n` threads and replies between t0 and t1 (seconds), from members active then; ids from `offset`."""
+    lo, overlap = _activity(m, t0, t1)
     p = m.weight * overlap
     p /= p.sum()
     who = rng.choice(len(p), size=n, p=p)
@@ -123,7 +162,9 @@ def _community_table(
     target = thread_pos[np.clip(last - back, 0, None)]
     target = np.where(is_thread, np.arange(n), target)
 
-    ids = pc.binary_join_element_wise(pa.scalar(id_prefix), pc.cast(pa.array(np.arange(n)), pa.string()), "")
+    ids = pc.binary_join_element_wise(
+        pa.scalar(id_prefix), pc.cast(pa.array(np.arange(offset, offset + n)), pa.string()), ""
+    )
     thread_ids = _take(ids, target)
     actors = _take(m.pseudonyms, who)
     none_str = pa.nulls(n, pa.string())
@@ -304,9 +345,9 @@ def _generate(
         for source, (platform, share) in COMMUNITY_SOURCES.items():
             n = max(1, round(events * share))
             members = _members(platform, max(50, round(members_total * share)), pop_start, pop_end, seed)
-            table = _community_table(rng, members, source, platform, n, t0, t1, f"{id_prefix}{source}")
-            out.paths += _write_by_day(table, landing_root, source, pool, out.rows_by_day)
-            out.rows += table.num_rows
+            for table in _community_tables(rng, members, source, platform, n, t0, t1, f"{id_prefix}{source}"):
+                out.paths += _write_by_day(table, landing_root, source, pool, out.rows_by_day)
+                out.rows += table.num_rows
         pv = _pageviews(rng, t0 // DAY_S, (t1 - t0) // DAY_S)
         out.paths += _write_by_day(pv, landing_root, "meta", pool, out.rows_by_day)
         sv = _survey(rng, t0, t1)

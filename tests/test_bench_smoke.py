@@ -136,6 +136,32 @@ def test_gathered_string_columns_are_chunked(monkeypatch):
     assert gathered.to_pylist() == [values[int(i)].as_py() for i in indices]
 
 
+def test_a_large_generation_is_drawn_in_day_aligned_windows(tmp_path, monkeypatch):
+    """Past WINDOW_EVENTS a source is drawn window by window (100 M in one table needed ~12 GB):
+    the same number of events, unique ids, one file per day, replies still answer earlier threads."""
+    import bench.generate as generate
+
+    monkeypatch.setattr(generate, "WINDOW_EVENTS", 700)  # forum's 3,000 events in 5 windows
+    landing = tmp_path / "landing"
+    g = generate.generate(str(landing), 5000, end_day=date(2025, 3, 1), days=60)
+    assert g.community_events == 5000 and g.rows == sum(g.rows_by_day.values())
+    forum = pq.read_table(landing / "forum").to_pylist()
+    assert len(forum) == 3000
+    assert len({r["record_id"] for r in forum}) == 3000
+    assert len(list((landing / "forum").glob("dt=*/*.parquet"))) == len({r["dt"] for r in forum})
+    for row in forum:
+        assert row["occurred_at"].date().isoformat() == str(row["dt"])
+    threads = {r["record_id"]: r for r in forum if r["record_type"] == "thread"}
+    replies = [r for r in forum if r["record_type"] == "reply"]
+    assert replies and len(threads) >= 5  # every window opens with a thread
+    for r in replies:
+        assert threads[r["thread_id"]]["occurred_at"] <= r["occurred_at"]
+        assert r["parent_actor"] == threads[r["thread_id"]]["actor"]
+    # The windows follow the community's activity: every month of the 60 days has events.
+    months = {r["occurred_at"].strftime("%Y-%m") for r in forum}
+    assert months == {"2024-12", "2025-01", "2025-02"}
+
+
 def test_bench_landing_on_s3_matches_local(tmp_path):
     """`--landing s3` against a moto server: the bucket holds the landing files and the state the run
     wrote there, and the marts published from the bucket equal those published from local disk."""
