@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -119,14 +120,15 @@ def _community_tables(
     """`n` events between t0 and t1 as one table, or as consecutive day-aligned windows when n is large."""
     windows = -(-n // WINDOW_EVENTS)
     if windows <= 1:
+        # No multinomial draw: the random stream, and so the data, of smaller benches stays as before.
         yield _community_table(rng, m, source, platform, n, t0, t1, id_prefix)
         return
     days = (t1 - t0) // DAY_S
-    edges = [t0 + (days * k // windows) * DAY_S for k in range(windows)] + [t1]
-    mass = np.array([(m.weight * _activity(m, a, b)[1]).sum() for a, b in zip(edges, edges[1:], strict=False)])
+    spans = list(pairwise([t0 + (days * k // windows) * DAY_S for k in range(windows)] + [t1]))
+    mass = np.array([(m.weight * _activity(m, a, b)[1]).sum() for a, b in spans])
     counts = rng.multinomial(n, mass / mass.sum())
     offset = 0
-    for (a, b), k in zip(zip(edges, edges[1:], strict=False), counts, strict=True):
+    for (a, b), k in zip(spans, counts, strict=True):
         if k:
             yield _community_table(rng, m, source, platform, int(k), a, b, id_prefix, offset)
             offset += int(k)
