@@ -83,7 +83,7 @@ def extract(
         raise typer.Exit(2) from None
     t0 = time.perf_counter()
     try:
-        with progress(console, f"extracting {source} …"):
+        with progress(err, f"extracting {source} …"):
             s = run_extract(cfg, source, since_dt, until_dt)
     except Exception as e:  # noqa: BLE001 - report any failure as one readable line
         raise _fail(f"extract {source}", e) from None
@@ -113,7 +113,7 @@ def validate(
         err.print("error: validate takes 'landing' or 'marts'")
         raise typer.Exit(2)
     try:
-        with progress(console, f"{what} contract …"):
+        with progress(err, f"{what} contract …"):
             res = pipeline.validate_landing(cfg, full=full) if what == "landing" else pipeline.validate_marts(cfg)
     except Exception as e:  # noqa: BLE001
         raise _fail(f"{what} contract", e) from None
@@ -130,7 +130,7 @@ def build(
 
     cfg = _config(config)
     try:
-        with progress(console, "dbt build …"):
+        with progress(err, "dbt build …"):
             res = pipeline.build(cfg, full_refresh=full_refresh)
     except Exception as e:  # noqa: BLE001
         raise _fail("dbt build", e) from None
@@ -144,7 +144,7 @@ def publish(config: Optional[Path] = ConfigOpt) -> None:
 
     cfg = _config(config)
     try:
-        with progress(console, "mart contract …") as p:
+        with progress(err, "mart contract …") as p:
             pipeline.validate_marts(cfg)
             p.update("differential-privacy release …", force=True)
             pipeline.release(cfg)  # differential privacy only: draws the months now due, once
@@ -173,13 +173,13 @@ def _run_all(cfg, since: Optional[str], until: Optional[str]) -> None:
 
     try:
         for s in cfg.sources:
-            with progress(console, f"extracting {s.name} …"):
+            with progress(err, f"extracting {s.name} …"):
                 r = pipeline.extract(cfg, s.name, since, until)
             console.print(f"  {s.name}: landed {r['landed']}, quarantined {r['quarantined']}, dropped {r['dropped']}")
 
         def around(step: str, run_step):
             t0 = time.perf_counter()
-            with progress(console, f"{step} …"):
+            with progress(err, f"{step} …"):
                 result = run_step()
             console.print(f"  {step}: ok ({time.perf_counter() - t0:.1f} s)")
             return result
@@ -207,7 +207,7 @@ def report(
     cfg = _config(config)
     try:
         wanted = parse_month(month) if month else None
-        with progress(console, "rendering the report …"):
+        with progress(err, "rendering the report …"):
             files = build_report(cfg, wanted, out)
     except (ValueError, ReportError) as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)
@@ -246,7 +246,7 @@ def _privacy_call(step: str, fn, *args, **kwargs):
     from agora.privacy import PrivacyInputError
 
     try:
-        with progress(console, f"{step} …"):
+        with progress(err, f"{step} …"):
             return fn(*args, **kwargs)
     except (PrivacyInputError, ConfigError) as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
@@ -365,7 +365,7 @@ def demo(
     repo = Path(__file__).resolve().parents[1]
     data = (data or repo / "data").resolve()
     t0 = time.perf_counter()
-    with progress(console, "generating the demo community …"):
+    with progress(err, "generating the demo community …"):
         community = start_demo(data / "demo", seed=seed, data_dir=data)
     console.print(f"demo community served at {community.server.url} (seed {seed}); config {community.config_path}")
     try:
@@ -398,7 +398,7 @@ def _demo_through_airflow(cfg, config_path: Path, log_file: Path) -> None:
     env = airflow_env(config_path)
     sources = [s.name for s in cfg.sources]
     log_file.unlink(missing_ok=True)
-    with progress(console, "preparing Airflow (SQLite metadata) …"):
+    with progress(err, "preparing Airflow (SQLite metadata) …"):
         ensure_metadata(env)
     logical = DEMO_END.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     conf = {"since": DEMO_START.isoformat(), "until": DEMO_END.isoformat()}
@@ -408,7 +408,7 @@ def _demo_through_airflow(cfg, config_path: Path, log_file: Path) -> None:
         ("agora_report", "the month's report from the published marts"),
     ):
         t0 = time.perf_counter()
-        with progress(console, f"airflow: {dag_id} ({what}) …") as p:
+        with progress(err, f"airflow: {dag_id} ({what}) …") as p:
             dags_test(
                 dag_id,
                 logical,

@@ -3,6 +3,7 @@
 On a terminal (rich's status spinner) every update replaces the line at once. When output
 is not a terminal (CI, `| tee`), a spinner prints nothing, so an update is printed as a
 plain line, at most one every `every` seconds (and always the first and any `force`d one).
+The CLI shows progress on stderr, so stdout carries only results (`agora build > out.json`).
 
 Extracts report through one channel: `track_extract` (agora.extract) opens a tracker for
 the source, the HTTP base (connectors.http) reports each page fetched and each wait with

@@ -39,6 +39,7 @@ DAY_VS_FULL_MAX = 0.05
 PEAK_RSS_MAX_MB = 4096
 # Issue 14: a daily run through Airflow costs at most this multiple of the CLI's.
 AIRFLOW_VS_CLI_MAX = 1.5
+FLOOR_DAGS = Path(__file__).resolve().parent / "airflow_floor"
 
 
 @dataclass
@@ -397,6 +398,22 @@ def _production(report: BenchReport, work: Path) -> None:
             or {"tasks": len(tasks)}
         ),
     )
+    # Airflow's floor in the same run: no-op DAGs of one task and of as many tasks as the
+    # transform ran. What a daily run through Airflow costs beyond the CLI can be no less.
+    for n in sorted({1, len(tasks)}):
+        floor_env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(FLOOR_DAGS), "AGORA_BENCH_FLOOR_TASKS": str(n)}
+        ran: list[str] = []
+        _timed(
+            report,
+            "airflow",
+            f"dags test floor ({n} no-op task{'s' if n > 1 else ''})",
+            lambda floor_env=floor_env, ran=ran: (
+                dags_test(
+                    "bench_airflow_floor", datetime.now(UTC).isoformat(), floor_env, None, log, on_task=ran.append
+                )
+                or {"tasks": len(ran)}
+            ),
+        )
 
 
 def _check_run(proc: Any) -> dict[str, Any]:
@@ -422,9 +439,14 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
         return next(s.detail for s in report.stages if s.phase == phase and s.name == "landing contract")
 
     full, incremental, unchanged = total("full"), total("incremental"), total("unchanged")
-    dags_test = next((s for s in report.stages if s.phase == "airflow" and s.name.startswith("dags test")), None)
+    dags_test = next((s for s in report.stages if s.phase == "airflow" and s.name == "dags test agora_transform"), None)
     cli, airflow = total("cli"), dags_test.seconds if dags_test else None
     cli_cpu, airflow_cpu = cpu("cli"), dags_test.cpu_seconds if dags_test else None
+    floors = sorted(
+        (s for s in report.stages if s.phase == "airflow" and s.name.startswith("dags test floor")),
+        key=lambda s: s.detail.get("tasks", 0),
+    )
+    floor_one = floors[0].seconds if floors else None
     build = _stage_seconds(report, "full", "dbt build")
     s3: dict[str, Any] = {}
     if report.s3:  # --landing s3: the same paths with the landing zone in the bucket, next to local disk
@@ -467,6 +489,11 @@ def _summarise(report: BenchReport, ref_seconds: float, ref_cpu: float, day_even
         "production_cli_cpu_seconds": cli_cpu or None,
         "production_airflow_cpu_seconds": airflow_cpu,
         "production_airflow_vs_cli_cpu": round(airflow_cpu / cli_cpu, 2) if airflow_cpu and cli_cpu else None,
+        # Airflow's floor: a no-op DAG of one task, and of as many tasks as agora_transform ran.
+        "production_airflow_floor_1_task_seconds": floor_one,
+        "production_airflow_floor_same_tasks_seconds": floors[-1].seconds if floors else None,
+        # The ratio even a one-task DAG doing the CLI's work could not beat: CLI + that floor.
+        "production_floor_vs_cli": round((cli + floor_one) / cli, 2) if floor_one and cli else None,
         "peak_rss_mb": peak,
         "max_child_rss_mb": round(children_mb),
         "max_self_rss_mb": round(self_mb),

@@ -90,6 +90,16 @@ def test_bench_runs_the_full_and_incremental_path(tmp_path):
     assert summary["production_airflow_vs_cli"] == round(
         summary["production_airflow_seconds"] / summary["production_cli_seconds"], 2
     )
+    # Airflow's floor in the same run: no-op DAGs of one task and of as many as the transform ran.
+    floors = {s["name"]: s["detail"]["tasks"] for s in report["stages"] if s["name"].startswith("dags test floor")}
+    assert floors == {
+        "dags test floor (1 no-op task)": 1,
+        f"dags test floor ({dags_test['detail']['tasks']} no-op tasks)": dags_test["detail"]["tasks"],
+    }
+    assert (
+        0 < summary["production_airflow_floor_1_task_seconds"] < summary["production_airflow_floor_same_tasks_seconds"]
+    )
+    assert summary["production_floor_vs_cli"] > 1
     full_contract = next(s for s in report["stages"] if s["phase"] == "full" and s["name"] == "landing contract")
     incremental_contract = next(
         s for s in report["stages"] if s["phase"] == "incremental" and s["name"] == "landing contract"

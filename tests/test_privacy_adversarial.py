@@ -477,8 +477,8 @@ def test_cli_rejects_a_bad_requests_file_with_exit_2_and_file_line(workdir, row,
     req.write_text("platform,account,kind,requested_at\ngithub,123,opt_out,2025-03-01\n" + row + "\n")
     result = _cli(["privacy", "apply", "--requests", str(req), "--config", str(cfg_path)])
     assert result.exit_code == 2, result.output
-    # stdout may carry the step's progress line when it is not a terminal; the error is stderr's one line.
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    # stderr: the step's progress line (`privacy apply …`, off a terminal) and one error line.
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.endswith(" …")]
     assert len(lines) == 1 and f"{req}:3: " in lines[0] and message in lines[0], result.output
     assert "error:" not in result.stdout
     assert "alice_w" not in result.output

@@ -72,8 +72,10 @@ def _counts(lines: list[str]) -> list[tuple[int, int]]:
 
 def test_extract_off_a_terminal_prints_pages_records_and_the_wait(extracted):
     _, _, res = extracted
-    lines = res.stdout.splitlines()
-    assert lines[0] == "extracting forum …"  # the step, shown before anything is fetched
+    lines = res.stderr.splitlines()  # progress goes to stderr; stdout keeps the result table
+    assert lines[0] == "extracting forum …", lines  # the step, shown before anything is fetched
+    assert not any("extract forum:" in line for line in res.stdout.splitlines())
+    assert "landed" in res.stdout  # the result table
     counts = _counts(lines)
     pages = [p for p, _ in counts]
     records = [r for _, r in counts]
@@ -96,7 +98,8 @@ def test_extract_and_validate_end_without_nanobind_lines(extracted):
     assert "nanobind" not in res.stderr
     validate = _agora(["validate", "landing", "-c", str(config)], root)
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "landing contract …" in validate.stdout and "landing contract passed" in validate.stdout
+    assert "landing contract …" in validate.stderr and "landing contract passed" in validate.stdout
+    assert "landing contract …" not in validate.stdout  # stdout: the result only
     assert int(re.search(r'"files_checked": (\d+)', validate.stdout)[1]) > 0  # a full first pass: GX and DuckDB ran
     assert "nanobind" not in validate.stderr, validate.stderr[-3000:]
     assert "leaked" not in validate.stderr

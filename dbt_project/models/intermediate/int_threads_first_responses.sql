@@ -64,19 +64,22 @@ responses as (
         and not posts.is_bot
 ),
 
+-- A reply counts unless it is the opener's own or earlier than its thread: an anti-join
+-- (left join ... is null). The inner join it replaces carried each thread's opener into the
+-- aggregate and ran out of DuckDB's 2 GB memory_limit at 100 M events instead of spilling.
 first_responses as (
     select
-        threads.source,
-        threads.thread_id,
+        responses.source,
+        responses.thread_id,
         min(responses.posted_at) as first_response_at
-    from threads
-    inner join responses
+    from responses
+    left join threads as disqualifying
         on
-            threads.source = responses.source
-            and threads.thread_id = responses.thread_id
-            and threads.opened_at <= responses.posted_at
-            and (threads.opened_by is null or threads.opened_by <> responses.actor)
-    group by threads.source, threads.thread_id
+            responses.source = disqualifying.source
+            and responses.thread_id = disqualifying.thread_id
+            and (responses.actor = disqualifying.opened_by or responses.posted_at < disqualifying.opened_at)
+    where disqualifying.thread_id is null
+    group by responses.source, responses.thread_id
 ),
 
 final as (
