@@ -178,8 +178,12 @@ def test_missing_month_is_a_one_line_error(published, tmp_path):
     _, cfg, _ = published
     proc = _report(cfg, tmp_path, "--month", "2031-01")
     assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert lines == ["error: month 2031-01 is not published (published months: 2025-01 to 2026-10)"], proc.stderr
+    lines = proc.stderr.strip().splitlines()  # the step's progress line, then the one error line
+    assert lines == [
+        "rendering the report …",
+        "error: month 2031-01 is not published (published months: 2025-01 to 2026-10)",
+    ], proc.stderr
+    assert "error" not in proc.stdout
     assert not (tmp_path / "report.pdf").exists()
 
 
