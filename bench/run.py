@@ -373,7 +373,7 @@ def _production(report: BenchReport, work: Path) -> None:
     import subprocess
     import sys
 
-    from agora.airflow_local import airflow_env, dags_test, ensure_metadata
+    from agora.airflow_local import airflow_env, ensure_metadata
 
     config = work / "agora.yml"
     agora = str(Path(sys.executable).with_name("agora"))
@@ -387,33 +387,30 @@ def _production(report: BenchReport, work: Path) -> None:
         )
     env = airflow_env(config, home=work / "airflow")
     _timed(report, "airflow", "metadata setup", lambda: ensure_metadata(env) or {})
-    tasks: list[str] = []
     log = work / "airflow.log"
+    tasks = _dags_test_stage(report, "dags test agora_transform", "agora_transform", env, log)
+    # Airflow's floor in the same run: no-op DAGs of one task and of as many tasks as the
+    # transform ran. What a daily run through Airflow costs beyond the CLI can be no less.
+    for n in sorted({1, tasks}):
+        floor_env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(FLOOR_DAGS), "AGORA_BENCH_FLOOR_TASKS": str(n)}
+        name = f"dags test floor ({n} no-op task{'s' if n > 1 else ''})"
+        _dags_test_stage(report, name, "bench_airflow_floor", floor_env, log)
+
+
+def _dags_test_stage(report: BenchReport, name: str, dag_id: str, env: dict[str, str], log: Path) -> int:
+    """One timed `airflow dags test <dag_id>` (phase `airflow`); returns how many tasks ran."""
+    from agora.airflow_local import dags_test
+
+    ran: list[str] = []
     _timed(
         report,
         "airflow",
-        "dags test agora_transform",
+        name,
         lambda: (
-            dags_test("agora_transform", datetime.now(UTC).isoformat(), env, None, log, on_task=tasks.append)
-            or {"tasks": len(tasks)}
+            dags_test(dag_id, datetime.now(UTC).isoformat(), env, None, log, on_task=ran.append) or {"tasks": len(ran)}
         ),
     )
-    # Airflow's floor in the same run: no-op DAGs of one task and of as many tasks as the
-    # transform ran. What a daily run through Airflow costs beyond the CLI can be no less.
-    for n in sorted({1, len(tasks)}):
-        floor_env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(FLOOR_DAGS), "AGORA_BENCH_FLOOR_TASKS": str(n)}
-        ran: list[str] = []
-        _timed(
-            report,
-            "airflow",
-            f"dags test floor ({n} no-op task{'s' if n > 1 else ''})",
-            lambda floor_env=floor_env, ran=ran: (
-                dags_test(
-                    "bench_airflow_floor", datetime.now(UTC).isoformat(), floor_env, None, log, on_task=ran.append
-                )
-                or {"tasks": len(ran)}
-            ),
-        )
+    return len(ran)
 
 
 def _check_run(proc: Any) -> dict[str, Any]:

@@ -52,6 +52,11 @@ def write_config(directory: Path, sources: list[dict], **extra) -> Path:
     return path
 
 
+def error_lines(stderr: str) -> list[str]:
+    """stderr's lines without the CLI's progress lines (`step …`, printed off a terminal)."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.endswith(" …")]
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL on 127.0.0.1 (see tests/postgres.py), shared by the session."""

@@ -34,7 +34,7 @@ from agora.pseudonym import pseudonym
 from agora.replay import ReplayServer, Reply
 from connectors.registry import names
 from tests.cassettes import leaks, load_cassette
-from tests.conftest import TEST_KEY, write_config
+from tests.conftest import TEST_KEY, error_lines, write_config
 from tests.fault_matrix import source_config, targets
 
 # -- team-written text -------------------------------------------------------------------------
@@ -478,7 +478,7 @@ def test_cli_rejects_a_bad_requests_file_with_exit_2_and_file_line(workdir, row,
     result = _cli(["privacy", "apply", "--requests", str(req), "--config", str(cfg_path)])
     assert result.exit_code == 2, result.output
     # stderr: the step's progress line (`privacy apply …`, off a terminal) and one error line.
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.endswith(" …")]
+    lines = error_lines(result.stderr)
     assert len(lines) == 1 and f"{req}:3: " in lines[0] and message in lines[0], result.output
     assert "error:" not in result.stdout
     assert "alice_w" not in result.output

@@ -22,7 +22,7 @@ from agora.config import load_config
 from agora.extract import run_extract
 from agora.landing import landing_files, read_state
 from agora.tombstones import load_tombstones
-from tests.conftest import write_config
+from tests.conftest import error_lines, write_config
 from tests.s3 import SECRET_KEY, all_objects, moto_server
 from tests.test_connector_discourse import fixture_routes
 from tests.test_privacy import SINCE, UNTIL, GatedServer, _p, _requests, check_erasure_won, erasure_race, race_config
@@ -152,7 +152,7 @@ def test_a_missing_bucket_is_one_line_and_exit_2(s3, workdir):
     s3_config(workdir, "http://127.0.0.1:9", "err", bucket="agora-nope")
     proc = _agora(["extract", "--source", "forum", "--config", str(workdir / "agora.yml")], workdir, s3)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.endswith(" …")]  # not progress
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1 and "paths.landing" in lines[0] and "'agora-nope' does not exist" in lines[0], lines
     assert SECRET_KEY not in proc.stdout + proc.stderr
 
@@ -168,7 +168,7 @@ def test_refused_credentials_are_one_line_and_exit_2_and_no_key_is_ever_logged(w
         wrong = _agora(args, workdir, {**env, "AWS_SECRET_ACCESS_KEY": "wrong-" + env["AWS_SECRET_ACCESS_KEY"]})
         right = _agora(["-v", *args], workdir, env)  # DEBUG logging: botocore must still not print keys
     assert wrong.returncode == 2, wrong.stdout + wrong.stderr
-    lines = [ln for ln in wrong.stderr.splitlines() if ln.strip() and not ln.endswith(" …")]  # not progress
+    lines = error_lines(wrong.stderr)
     assert len(lines) == 1 and "paths.landing" in lines[0] and f"bucket {BUCKET!r}" in lines[0], lines
     assert right.returncode == 0, right.stderr
     assert "landed" in right.stdout
